@@ -1,0 +1,175 @@
+"""Typed configuration: reads configs/*.yaml into frozen dataclasses.
+
+This is the only module that reads YAML. Every tunable number lives in the YAML
+files; the dataclasses below give them names and types but no defaults, so a
+value missing from a file is an error rather than a silent fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    validation: float
+    test: float
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    language: str
+    # pysbd is quadratic in the length of what it is given; text is cut into
+    # windows of at most this many characters (at a sentence-like break) first.
+    max_chunk_chars: int
+    # A "sentence" longer than this is cut at whitespace, so no unit is unbounded.
+    max_sentence_chars: int
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    seed: int
+    split: SplitConfig
+    min_boundary_agreement: float
+    max_articles: Optional[int]
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    seed: int
+    word_ngram_range: tuple[int, int]
+    char_ngram_range: tuple[int, int]
+    min_df: int
+    sublinear_tf: bool
+    max_features: Optional[int]
+    c_grid: tuple[float, ...]
+    class_weight: Optional[str]
+    max_iter: int
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    pretrained: str
+    seed: int
+    context: str
+    max_length: int
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    learning_rate: float
+    head_learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    dropout: float
+    patience: int
+    actor_loss_weight: float
+    device: str
+    num_threads: Optional[int]
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    resamples: int
+    confidence: float
+    unit: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap: BootstrapConfig
+    champion_metric: str
+    predict_batch_size: int
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    tracking_uri: str
+    experiment: str
+    registered_models: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    batch_size: int
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        item = args[0]
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not isinstance(value, hint) or (
+        hint is int and isinstance(value, bool)
+    ):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    missing = [n for n in names if n not in data]
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {names}")
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    return cls(**{n: _coerce(data[n], hints[n], f"{where}.{n}") for n in names})
+
+
+def load_config(path: str | Path, cls: type[T]) -> T:
+    """Read the YAML file at `path` into the dataclass `cls`, checking every key.
+
+    Raises ValueError naming the file and the key on a missing, unknown or
+    mistyped value, and FileNotFoundError when the file does not exist.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    return _build(cls, data, str(path))
+
+
+def to_flat_dict(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a config dataclass into dotted keys (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        key = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(to_flat_dict(value, key + "."))
+        elif isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out

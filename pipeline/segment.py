@@ -1,0 +1,88 @@
+"""Text to sentences, in time linear in the length of the text.
+
+pysbd does the sentence splitting. It is quadratic on one long paragraph, so the
+text is first cut at line breaks (paragraphs, sub-headings and bullets stand on
+their own lines in the corpus) and any line longer than `max_chunk_chars` is cut
+into windows at a sentence-like break before pysbd sees it. Each window costs at
+most a constant, so the whole text costs time proportional to its length.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Iterator
+
+import pysbd
+
+_BULLET = re.compile(r"^\s*[-*\u2022]\s+")
+# A window boundary is best placed after sentence-final punctuation and a space.
+_SENTENCE_BREAK = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s")
+_WHITESPACE = re.compile(r"\s")
+
+
+@functools.lru_cache(maxsize=4)
+def _segmenter(language: str) -> pysbd.Segmenter:
+    return pysbd.Segmenter(language=language, clean=False)
+
+
+def _clean(text: str) -> str:
+    # Control and format characters (NUL, zero-width joiners, BOMs) confuse the
+    # tokenizers downstream and carry no meaning for the task.
+    return "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" else ch
+        for ch in text
+    )
+
+
+def _last_match_end(pattern: re.Pattern[str], text: str, lo: int, hi: int) -> int:
+    end = -1
+    for match in pattern.finditer(text, lo, hi):
+        end = match.end()
+    return end
+
+
+def _windows(line: str, max_chars: int) -> Iterator[str]:
+    """Cut `line` into pieces of at most `max_chars`, preferring sentence breaks."""
+    start = 0
+    while len(line) - start > max_chars:
+        hi = start + max_chars
+        lo = start + max_chars // 2
+        cut = _last_match_end(_SENTENCE_BREAK, line, lo, hi)
+        if cut <= start:
+            cut = _last_match_end(_WHITESPACE, line, lo, hi)
+        if cut <= start:
+            cut = hi
+        yield line[start:cut]
+        start = cut
+    yield line[start:]
+
+
+def split_sentences(
+    text: str, *, language: str, max_chunk_chars: int, max_sentence_chars: int
+) -> list[str]:
+    """Split `text` into sentences, stripped and non-empty, in reading order.
+
+    A line that starts with a bullet marker (`- `, `* `, `\u2022 `) loses the marker.
+    A sentence longer than `max_sentence_chars` is cut at whitespace into pieces
+    no longer than that, so every unit handed to a model is bounded.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    segmenter = _segmenter(language)
+    sentences: list[str] = []
+    for line in _clean(text).split("\n"):
+        line = _BULLET.sub("", line).strip()
+        if not line:
+            continue
+        for window in _windows(line, max_chunk_chars):
+            for sentence in segmenter.segment(window):
+                sentence = sentence.strip()
+                if not sentence:
+                    continue
+                for piece in _windows(sentence, max_sentence_chars):
+                    piece = piece.strip()
+                    if piece:
+                        sentences.append(piece)
+    return sentences

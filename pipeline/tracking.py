@@ -1,0 +1,113 @@
+"""The one place that talks to MLflow: runs, tags, metrics, models, aliases."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+CHAMPION_ALIAS = "champion"
+SERVING_MODULE = Path(__file__).with_name("serving.py")
+PACKAGE_DIR = Path(__file__).parent
+
+# MLflow warns on every logged model that pip requirements were not inferred
+# and on git being dirty; neither tells the user anything here.
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def configure(tracking_uri: str, experiment: str) -> str:
+    """Point MLflow at `tracking_uri` and select (creating if needed) `experiment`."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.set_experiment(experiment).experiment_id
+
+
+@contextlib.contextmanager
+def run(name: str, tags: Mapping[str, str], run_id: str | None = None) -> Iterator[str]:
+    """Start a new run called `name` (or reopen `run_id`), yielding its id."""
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else name, tags=dict(tags)) as active:
+        yield active.info.run_id
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log flat params; lists become readable strings."""
+    mlflow.log_params({k: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in params.items()})
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log numeric metrics (names must be the same for every model)."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_artifacts(paths: list[Path], artifact_path: str | None = None) -> None:
+    """Attach files to the active run."""
+    for path in paths:
+        if Path(path).exists():
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    """Set tags on the active run."""
+    mlflow.set_tags(dict(tags))
+
+
+def log_sklearn_model(estimator: Any, trusted_types: list[str], input_example: Any) -> str:
+    """Log a scikit-learn estimator, serialised with skops (no pickle)."""
+    import mlflow.sklearn
+
+    info = mlflow.sklearn.log_model(
+        estimator,
+        name="sklearn_model",
+        serialization_format="skops",
+        skops_trusted_types=trusted_types,
+        input_example=input_example,
+        pip_requirements=["scikit-learn", "skops"],
+    )
+    return info.model_uri
+
+
+def log_pyfunc_model(artifacts: Mapping[str, Path], input_example: Any, pip_requirements: list[str]) -> str:
+    """Log a saved model directory (and its configs) as a pyfunc served by pipeline/serving.py.
+
+    The model is logged "from code" (no cloudpickle): MLflow stores serving.py and
+    the `pipeline` package, and the weights stay in their own safe formats.
+    """
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(SERVING_MODULE),
+        artifacts={k: str(v) for k, v in artifacts.items()},
+        code_paths=[str(PACKAGE_DIR)],
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+    )
+    return info.model_uri
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
+    """Register `model_uri` as a new version of `name`; returns the version."""
+    version = mlflow.register_model(model_uri, name, tags=dict(tags))
+    return str(version.version)
+
+
+def alias_version(name: str, alias: str) -> Any | None:
+    """The model version that `alias` of registered model `name` points to, if any."""
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point `alias` of registered model `name` at `version`."""
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def find_run(experiment_id: str, tags: Mapping[str, str]) -> str | None:
+    """The id of a run in `experiment_id` with all of `tags`, if one exists."""
+    query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+    runs = MlflowClient().search_runs([experiment_id], filter_string=query, max_results=1)
+    return runs[0].info.run_id if runs else None

@@ -1,0 +1,63 @@
+import pytest
+
+from pipeline.predict import ModelNotTrainedError, get_predictor, predict
+
+ARTICLE = (
+    "Kremlin rejects the plan\n\n"
+    "The Kremlin said on Monday it would not accept the proposal. Peskov called it unacceptable.\n\n"
+    "- Kyiv is ready for talks."
+)
+
+
+def test_article_gives_one_result_per_sentence(trained_models):
+    out = predict(ARTICLE, model="baseline", models_dir=trained_models)
+    assert [r.sentence for r in out] == [
+        "Kremlin rejects the plan",
+        "The Kremlin said on Monday it would not accept the proposal.",
+        "Peskov called it unacceptable.",
+        "Kyiv is ready for talks.",
+    ]
+    for r in out:
+        assert (r.actor == "none") == (r.stance == "none")
+        assert r.actor_probability == pytest.approx(r.actor_probabilities[r.actor], abs=1e-6)
+        assert r.stance_probability == pytest.approx(max(r.stance_probabilities.values()), abs=1e-6)
+        assert abs(sum(r.stance_probabilities.values()) - 1) < 1e-4
+        assert set(r.to_dict()) >= {"item", "sentence", "actor", "stance", "actor_probability", "stance_probability"}
+
+
+def test_list_input_keeps_item_index_and_no_split(trained_models):
+    out = predict(["One. Two.", "Three."], model="transformer", models_dir=trained_models)
+    assert [(r.item, r.sentence) for r in out] == [(0, "One."), (0, "Two."), (1, "Three.")]
+    out = predict(["One. Two.", "Three."], model="transformer", split_sentences=False, models_dir=trained_models)
+    assert [r.sentence for r in out] == ["One. Two.", "Three."]
+
+
+def test_champion_resolves_and_model_is_loaded_once(trained_models):
+    first = get_predictor("champion", trained_models)
+    assert first is get_predictor("baseline", trained_models)
+    assert first.name == "baseline"
+
+
+def test_empty_inputs_give_no_results(trained_models):
+    assert predict("", model="baseline", models_dir=trained_models) == []
+    assert predict("  \n\t ", model="baseline", models_dir=trained_models) == []
+    assert predict([], model="baseline", models_dir=trained_models) == []
+
+
+def test_bad_items_are_named(trained_models):
+    with pytest.raises(TypeError, match="None"):
+        predict(None, model="baseline", models_dir=trained_models)
+    with pytest.raises(TypeError, match="item 1: expected str"):
+        predict(["fine", 3], model="baseline", models_dir=trained_models)
+    with pytest.raises(ValueError, match="item 0: bytes are not valid UTF-8"):
+        predict(b"\xff\xfe", model="baseline", models_dir=trained_models)
+    assert predict("Kyiv agreed.".encode(), model="baseline", models_dir=trained_models)[0].sentence == "Kyiv agreed."
+
+
+def test_unknown_and_untrained_models(tmp_path, trained_models):
+    with pytest.raises(ValueError, match="choose one of: champion, baseline, transformer"):
+        predict("x", model="gpt", models_dir=trained_models)
+    with pytest.raises(ModelNotTrainedError, match="stance train transformer"):
+        predict("x", model="transformer", models_dir=tmp_path)
+    with pytest.raises(ModelNotTrainedError, match="make run"):
+        predict("x", models_dir=tmp_path)

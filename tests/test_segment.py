@@ -1,0 +1,60 @@
+import time
+
+import pytest
+
+from pipeline.segment import split_sentences
+
+OPTS = dict(language="en", max_chunk_chars=2000, max_sentence_chars=1000)
+
+
+def test_paragraphs_headings_and_bullets():
+    text = "Moscow shuts the door\n\nPeskov said no. He added more.\n\n- Kyiv wants talks.\n* Europe agrees."
+    assert split_sentences(text, **OPTS) == [
+        "Moscow shuts the door",
+        "Peskov said no.",
+        "He added more.",
+        "Kyiv wants talks.",
+        "Europe agrees.",
+    ]
+
+
+def test_empty_and_whitespace_give_nothing():
+    assert split_sentences("", **OPTS) == []
+    assert split_sentences(" \n\t \n", **OPTS) == []
+
+
+def test_control_characters_and_odd_unicode_do_not_crash():
+    text = "Kyiv\x00 rejected\u200b the plan.\x07 Moscow\ufeff agreed \U0001F600. \u202eReversed."
+    out = split_sentences(text, **OPTS)
+    assert out and all("\x00" not in s and "\u200b" not in s for s in out)
+
+
+def test_non_string_is_refused():
+    with pytest.raises(TypeError, match="must be str"):
+        split_sentences(b"bytes", **OPTS)  # type: ignore[arg-type]
+
+
+def test_one_huge_sentence_is_cut_into_bounded_pieces():
+    words = " ".join(f"word{i}" for i in range(5000))
+    out = split_sentences(words, **OPTS)
+    assert len(out) > 1 and max(map(len, out)) <= 1000
+    assert " ".join(out).split() == words.split()  # nothing lost
+
+
+def test_one_long_paragraph_keeps_every_sentence():
+    sentence = "The minister said the talks would continue next week. "
+    out = split_sentences(sentence * 400, **OPTS)
+    assert len(out) == 400
+
+
+def test_time_grows_linearly_on_one_paragraph():
+    # pysbd alone is quadratic here; windowing must keep 4x the text near 4x the time.
+    sentence = "Officials in Brussels said a deal was close. "
+
+    def cost(n: int) -> float:
+        started = time.perf_counter()
+        split_sentences(sentence * n, **OPTS)
+        return time.perf_counter() - started
+
+    small, large = min(cost(250) for _ in range(2)), min(cost(1000) for _ in range(2))
+    assert large < small * 8, (small, large)
