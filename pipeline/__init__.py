@@ -5,6 +5,6 @@
 """
 
 from pipeline.labels import ACTORS, STANCES
-from pipeline.predict import ModelNotTrainedError, SentencePrediction, predict
+from pipeline.predictor import ModelNotTrainedError, SentencePrediction, predict
 
 __all__ = ["predict", "SentencePrediction", "ModelNotTrainedError", "ACTORS", "STANCES"]

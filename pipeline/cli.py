@@ -143,7 +143,7 @@ def _write_results(results: Iterator[Any], sources: list[str], fmt: str, out: Te
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from pipeline import atomic
-    from pipeline.predict import get_predictor
+    from pipeline.predictor import get_predictor
 
     items = read_inputs(args.files, args.text, args.field, sys.stdin)
     predictor = get_predictor(args.model, args.models)
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `stance` console script."""
     from pipeline.corpus import CorpusError
-    from pipeline.predict import ModelNotTrainedError
+    from pipeline.predictor import ModelNotTrainedError
 
     args = build_parser().parse_args(argv)
     try:

@@ -21,7 +21,7 @@ class StancePyfunc(PythonModel):
 
     def load_context(self, context: Any) -> None:
         from pipeline.config import PredictConfig, SegmentConfig, load_config
-        from pipeline.predict import Predictor
+        from pipeline.predictor import Predictor
 
         segment = load_config(context.artifacts["segment_config"], SegmentConfig)
         settings = load_config(context.artifacts["predict_config"], PredictConfig)

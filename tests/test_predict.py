@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.predict import ModelNotTrainedError, get_predictor, predict
+from pipeline.predictor import ModelNotTrainedError, get_predictor, predict
 
 ARTICLE = (
     "Kremlin rejects the plan\n\n"

@@ -16,7 +16,7 @@ from pipeline.corpus import SPLITS, load_splits
 from pipeline.labels import FIELDS, decode
 from pipeline.metrics import agreement, confusion, flatten, macro_f1, paired_bootstrap, per_class, score
 from pipeline.models import MODEL_NAMES, load_model
-from pipeline.predict import CHAMPION_FILE
+from pipeline.predictor import CHAMPION_FILE
 from pipeline.report import confusion_png, markdown_table
 from pipeline.stages import provenance_tags, start_tracking
 from pipeline.stages.train import RUN_FILE, data_tags
