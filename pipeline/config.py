@@ -104,6 +104,7 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class PredictConfig:
     batch_size: int
+    quantize_transformer: bool
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -173,3 +174,12 @@ def to_flat_dict(config: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    sentences: int
+    batch_sizes: tuple[int, ...]
+    reference_batch_size: int
+    latency_calls: int
+    warmup_calls: int

@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.config import CONFIG_DIR, PROJECT_ROOT, PredictConfig, SegmentConfig, load_config
 from pipeline.labels import ACTORS, STANCES, decode, joint_probabilities
 from pipeline.models import MODEL_NAMES, StanceModel, load_model
-from pipeline.segment import split_sentences
+from pipeline.segment import clean_text, split_sentences
 
 CHAMPION = "champion"
 CHAMPION_FILE = "champion.json"
@@ -83,18 +83,24 @@ class Predictor:
         self.name = name
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path, segment: SegmentConfig, batch_size: int, name: str = "") -> "Predictor":
-        """Load whichever model kind is saved in `model_dir`."""
+    def from_model_dir(
+        cls, model_dir: str | Path, segment: SegmentConfig, batch_size: int, name: str = "", quantize: bool = False
+    ) -> "Predictor":
+        """Load whichever model kind is saved in `model_dir` (quantized if asked and possible)."""
         model_dir = Path(model_dir)
         meta_path = model_dir / "meta.json"
         if not meta_path.exists():
             raise ModelNotTrainedError(f"no trained model in {model_dir}")
         kind = json.loads(meta_path.read_text(encoding="utf-8"))["kind"]
-        return cls(load_model(kind, model_dir), segment, batch_size, name or kind)
+        model = load_model(kind, model_dir)
+        if quantize and hasattr(model, "quantize"):
+            model = model.quantize()
+        return cls(model, segment, batch_size, name or kind)
 
     def _sentences(self, text: str, split: bool) -> list[str]:
         if not split:
-            return [text.strip()] if text.strip() else []
+            text = clean_text(text).strip()
+            return [text] if text else []
         return split_sentences(
             text,
             language=self.segment.language,
@@ -176,7 +182,9 @@ def get_predictor(model: str = CHAMPION, models_dir: str | Path | None = None, c
             segment = load_config(config_dir / "segment.yaml", SegmentConfig)
             settings = load_config(config_dir / "predict.yaml", PredictConfig)
             try:
-                _PREDICTORS[key] = Predictor.from_model_dir(models_dir / name, segment, settings.batch_size, name)
+                _PREDICTORS[key] = Predictor.from_model_dir(
+                    models_dir / name, segment, settings.batch_size, name, settings.quantize_transformer
+                )
             except ModelNotTrainedError:
                 raise ModelNotTrainedError(
                     f"the {name} model has not been trained ({models_dir / name} is empty): run {TRAIN_COMMANDS[name]}"

@@ -24,7 +24,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def data_markdown(report: dict[str, Any]) -> str:
     """The data report as Markdown: label counts per split and segmenter agreement."""
     splits = list(report["splits"])
-    out = ["# Data report\n"]
+    out = ["# Data report\n\n"]
     out.append(
         markdown_table(
             ["", *splits, "total"],
@@ -35,7 +35,7 @@ def data_markdown(report: dict[str, Any]) -> str:
         )
     )
     for field, labels in (("stance", STANCES), ("actor", ACTORS)):
-        out.append(f"\n## {field}\n")
+        out.append(f"\n## {field}\n\n")
         out.append(
             markdown_table(
                 [field, *splits, "total"],
@@ -49,7 +49,7 @@ def data_markdown(report: dict[str, Any]) -> str:
     out.append(
         f"\n## Sentence segmenter\n\nThe segmenter reproduces {seg['boundary_agreement']:.4f} of the corpus's "
         f"sentences exactly ({seg['sentences_not_reproduced']} not reproduced). Training and evaluation use the "
-        "corpus's own sentences, to which the labels belong; the segmenter serves new text in `predict`.\n"
+        "corpus's own sentences, to which the labels belong; the segmenter serves new text in `predict`.\n\n"
     )
     for example in seg["examples"]:
         out.append(f"- `{example['id']}`: {example['text']}\n")

@@ -27,11 +27,15 @@ def _segmenter(language: str) -> pysbd.Segmenter:
     return pysbd.Segmenter(language=language, clean=False)
 
 
-def _clean(text: str) -> str:
-    # Control and format characters (NUL, zero-width joiners, BOMs) confuse the
-    # tokenizers downstream and carry no meaning for the task.
+def clean_text(text: str) -> str:
+    """Replace control and format characters and lone surrogates with spaces.
+
+    NUL, zero-width joiners, BOMs and unpaired surrogates carry no meaning for the
+    task, and the tokenizers downstream refuse or mangle some of them. Newlines
+    and tabs are kept: they mark paragraphs.
+    """
     return "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" else ch
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in "\n\t" else ch
         for ch in text
     )
 
@@ -72,7 +76,7 @@ def split_sentences(
         raise TypeError(f"text must be str, got {type(text).__name__}")
     segmenter = _segmenter(language)
     sentences: list[str] = []
-    for line in _clean(text).split("\n"):
+    for line in clean_text(text).split("\n"):
         line = _BULLET.sub("", line).strip()
         if not line:
             continue

@@ -25,7 +25,9 @@ class StancePyfunc(PythonModel):
 
         segment = load_config(context.artifacts["segment_config"], SegmentConfig)
         settings = load_config(context.artifacts["predict_config"], PredictConfig)
-        self.predictor = Predictor.from_model_dir(context.artifacts["model_dir"], segment, settings.batch_size)
+        self.predictor = Predictor.from_model_dir(
+            context.artifacts["model_dir"], segment, settings.batch_size, quantize=settings.quantize_transformer
+        )
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import (
+    BenchConfig,
     BaselineConfig,
     EvaluateConfig,
     PredictConfig,
@@ -24,6 +25,7 @@ ALL = {
     "evaluate.yaml": EvaluateConfig,
     "tracking.yaml": TrackingConfig,
     "predict.yaml": PredictConfig,
+    "bench.yaml": BenchConfig,
 }
 
 

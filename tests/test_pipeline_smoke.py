@@ -123,3 +123,60 @@ def test_exp_run_on_a_baseline_param_reruns_only_its_dependents(project):
     out = sh(["dvc", "exp", "run", "-S", "configs/baseline.yaml:c_grid=[3.0]"], root, env).stdout
     assert "Running stage 'train_baseline'" in out and "Running stage 'evaluate'" in out
     assert "Running stage 'train_transformer'" not in out and "Running stage 'prepare'" not in out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_champion_is_served_over_http(project):
+    """A real `mlflow models serve` on loopback answers POST /invocations."""
+    import time
+    import urllib.request
+
+    root, env = project
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/stance@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "server did not start in 120 s"
+            time.sleep(1)
+
+        def post(payload: dict) -> list[dict]:
+            request = urllib.request.Request(
+                f"{base}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                return json.loads(reply.read())["predictions"]
+
+        rows = post({"dataframe_split": {"columns": ["text"], "data": [["Moscow rejected the plan. Kyiv wants talks."], ["Europe agreed."]]}})
+        assert [(r["item"], r["sentence"]) for r in rows] == [
+            (0, "Moscow rejected the plan."), (0, "Kyiv wants talks."), (1, "Europe agreed.")
+        ]
+        for r in rows:
+            assert (r["actor"] == "none") == (r["stance"] == "none")
+            assert abs(sum(v for k, v in r.items() if k.startswith("p_stance_")) - 1) < 1e-3
+        assert len(post({"inputs": ["One sentence only."]})) == 1
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

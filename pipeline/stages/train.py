@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pipeline import atomic, tracking
 from pipeline.config import BaselineConfig, TransformerConfig, load_config, to_flat_dict
 from pipeline.corpus import load_splits
@@ -70,7 +72,7 @@ def run(name: str, data_dir: Path, model_dir: Path, reports_dir: Path, config_di
                 tracking.log_sklearn_model(model.pipeline, model.TRUSTED_TYPES, [EXAMPLE_TEXT])
             model_uri = tracking.log_pyfunc_model(
                 {"model_dir": tmp, "segment_config": config_dir / "segment.yaml", "predict_config": config_dir / "predict.yaml"},
-                input_example=[EXAMPLE_TEXT],
+                input_example=pd.DataFrame({"text": [EXAMPLE_TEXT]}),
                 pip_requirements=SERVING_REQUIREMENTS,
             )
         atomic.write_json(tmp / RUN_FILE, {"run_id": run_id, "model_uri": model_uri, "registered_model": tracking_config.registered_models[name]})

@@ -1,0 +1,157 @@
+"""Prediction speed of both models on the corpus's own sentences.
+
+Each system is measured in its own process, so load time and peak memory belong
+to it alone. Systems:
+  baseline                     the served TF-IDF model (pipeline.predictor)
+  transformer                  the served transformer (pipeline.predictor: length-sorted
+                               batches, dynamic int8 when configs/predict.yaml says so)
+  transformer_fp32_reference   the same weights as plain PyTorch fp32, batches of
+                               `reference_batch_size` in input order
+Speed-ups are ratios to the reference measured in the same run, so they survive a
+noisy machine. Writes reports/predict_speed.json and prints a table.
+
+    python bench/predict_speed.py [--models models] [--data data/prepared] [--out reports/predict_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SYSTEMS = ("baseline", "transformer", "transformer_fp32_reference")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reference_predict(model: Any, texts: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain PyTorch fp32: batches in input order, padded to the longest in each."""
+    import torch
+
+    actor, stance = [], []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            batch = model.tokenizer(texts[i : i + batch_size], truncation=True, max_length=model.max_length, padding=True, return_tensors="pt")
+            a, s = model.network(**batch)
+            actor.append(torch.softmax(a, -1).numpy())
+            stance.append(torch.softmax(s, -1).numpy())
+    return np.concatenate(actor), np.concatenate(stance)
+
+
+def worker(system: str, models: Path, data: Path, configs: Path) -> dict[str, Any]:
+    """Measure one system in this process."""
+    from pipeline.config import BenchConfig, load_config
+    from pipeline.corpus import load_splits
+    from pipeline.labels import decode
+    from pipeline.metrics import macro_f1
+
+    bench = load_config(configs / "bench.yaml", BenchConfig)
+    splits = load_splits(data)
+    test = splits["test"]
+    corpus_texts = [t for name in ("train", "validation", "test") for t in splits[name]["text"]]
+    texts = [corpus_texts[i % len(corpus_texts)] for i in range(bench.sentences)]
+
+    started = time.perf_counter()
+    if system == "transformer_fp32_reference":
+        from pipeline.models.transformer import TransformerModel
+
+        model = TransformerModel.load(models / "transformer", device="cpu")
+
+        def run(items: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+            return _reference_predict(model, items, batch_size)
+
+        batch_sizes: tuple[int, ...] = (bench.reference_batch_size,)
+    else:
+        from pipeline.predictor import get_predictor
+
+        predictor = get_predictor(system, models, configs)
+
+        def run(items: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+            p = predictor.model.predict_proba({"text": items, "prev_text": [""] * len(items)}, batch_size=batch_size)
+            return p.actor, p.stance
+
+        batch_sizes = bench.batch_sizes
+    load_s = time.perf_counter() - started
+
+    for _ in range(bench.warmup_calls):
+        run(texts[:8], 8)
+    throughput = {}
+    for batch_size in batch_sizes:
+        started = time.perf_counter()
+        run(texts, batch_size)
+        throughput[batch_size] = len(texts) / (time.perf_counter() - started)
+    latencies = []
+    for i in range(bench.latency_calls):
+        started = time.perf_counter()
+        run([texts[i % len(texts)]], 1)
+        latencies.append((time.perf_counter() - started) * 1000.0)
+    actor, stance = run(list(test["text"]), max(batch_sizes))
+    actors, stances = decode(actor, stance)
+    return {
+        "system": system,
+        "sentences_per_s": max(throughput.values()),
+        "sentences_per_s_by_batch": {str(k): v for k, v in throughput.items()},
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p95_ms": float(np.percentile(latencies, 95)),
+        "load_s": load_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        "test_stance_macro_f1": macro_f1(list(test["stance"]), stances, "stance"),
+        "test_actor_macro_f1": macro_f1(list(test["actor"]), actors, "actor"),
+    }
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """A plain-text table of the results, with speed-up over the fp32 reference."""
+    reference = results.get("transformer_fp32_reference", {}).get("sentences_per_s")
+    lines = [f"{'system':<28} {'sent/s':>9} {'x ref':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} {'stance F1':>9}"]
+    for name, r in results.items():
+        ratio = r["sentences_per_s"] / reference if reference else float("nan")
+        lines.append(
+            f"{name:<28} {r['sentences_per_s']:>9.1f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
+            f"{r['load_s']:>7.2f} {r['peak_rss_mb']:>8.0f} {r['test_stance_macro_f1']:>9.4f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="models")
+    parser.add_argument("--data", default="data/prepared")
+    parser.add_argument("--configs", default="configs")
+    parser.add_argument("--out", default="reports/predict_speed.json")
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    paths = [Path(args.models), Path(args.data), Path(args.configs)]
+    if args.worker:
+        print(json.dumps(worker(args.worker, *paths)))
+        return
+    results = {}
+    for system in args.systems:
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", system, "--models", args.models, "--data", args.data, "--configs", args.configs],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            sys.exit(f"{system} failed:\n{done.stderr[-2000:]}")
+        results[system] = json.loads(done.stdout.strip().splitlines()[-1])
+    from pipeline.atomic import write_json
+
+    write_json(args.out, results)
+    print(table(results))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
