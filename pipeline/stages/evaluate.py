@@ -120,14 +120,25 @@ def run(data_dir: Path, models_dir: Path, reports_dir: Path, config_dir: Path) -
         for field, labels in FIELDS.items():
             matrix = confusion(test[field], result["predictions"][field], field)
             confusion_png(matrix, labels, f"{name}: {field} (test)", figures / f"confusion_{name}_{field}.png")
+    # metrics.json holds the headline numbers (what `dvc metrics show` and
+    # `dvc exp show` print); details.json holds per-class scores and the rest.
     metrics = {
-        **{name: {"test": r["scores"], "per_class": r["per_class"]} for name, r in results.items()},
-        HUMAN: human,
-        "transformer_minus_baseline_stance_macro_f1": bootstrap,
+        **{name: r["scores"] for name, r in results.items()},
+        HUMAN: {
+            **human["test"]["scores"],
+            **{f"{f}_kappa": human["test"][f]["kappa"] for f in FIELDS},
+        },
+        "transformer_minus_baseline": {k: bootstrap[k] for k in ("difference", "low", "high")},
         "champion": champion,
+    }
+    details = {
+        "per_class": {name: r["per_class"] for name, r in results.items()},
+        HUMAN: human,
+        "bootstrap_stance_macro_f1": bootstrap,
         "test_sentences": len(test),
     }
     atomic.write_json(reports_dir / "metrics.json", metrics)
+    atomic.write_json(reports_dir / "details.json", details)
     atomic.write_text(reports_dir / "comparison.md", comparison_markdown(results, human, bootstrap, champion, len(test)))
     champion_record = {"model": champion, config.champion_metric: results[champion]["scores"][config.champion_metric]}
     atomic.write_json(models_dir / CHAMPION_FILE, champion_record)
@@ -139,7 +150,7 @@ def _track(results: dict[str, Any], human: dict[str, Any], champion: str, data_d
     """Add test scores to each model's training run; register models; track humans."""
     tracking_config, experiment_id = start_tracking(config_dir)
     versions = data_tags(data_dir)
-    shared = [reports_dir / "comparison.md", reports_dir / "metrics.json", reports_dir / "data.md", reports_dir / "data.json"]
+    shared = [reports_dir / name for name in ("comparison.md", "metrics.json", "details.json", "data.md", "data.json")]
     for name, result in results.items():
         record = json.loads((models_dir / name / RUN_FILE).read_text(encoding="utf-8"))
         figures = sorted((reports_dir / "figures").glob(f"confusion_{name}_*.png"))
