@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -20,17 +21,49 @@ PACKAGE_DIR = Path(__file__).parent
 logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
+# Without this tag MLflow 3's UI opens an experiment on its GenAI (traces) view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def configure(tracking_uri: str, experiment: str) -> str:
     """Point MLflow at `tracking_uri` and select (creating if needed) `experiment`."""
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.set_experiment(experiment).experiment_id
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    mlflow.set_experiment_tags(EXPERIMENT_KIND)
+    return experiment_id
 
 
 @contextlib.contextmanager
-def run(name: str, tags: Mapping[str, str], run_id: str | None = None) -> Iterator[str]:
-    """Start a new run called `name` (or reopen `run_id`), yielding its id."""
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else name, tags=dict(tags)) as active:
+def run(name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """Start a new run called `name`, yielding its id."""
+    with mlflow.start_run(run_name=name, tags=dict(tags)) as active:
         yield active.info.run_id
+
+
+def add_to_run(
+    run_id: str,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    artifacts: Mapping[str, list[Path]],
+) -> None:
+    """Add metrics, tags and artifacts to a finished run without reopening it.
+
+    Reopening would move the run's end time, so its duration would include
+    everything done after training.
+    """
+    from mlflow.entities import Metric, RunTag
+
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    )
+    for artifact_path, paths in artifacts.items():
+        for path in paths:
+            if Path(path).exists():
+                client.log_artifact(run_id, str(path), artifact_path)
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -41,18 +74,6 @@ def log_params(params: Mapping[str, Any]) -> None:
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log numeric metrics (names must be the same for every model)."""
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
-
-
-def log_artifacts(paths: list[Path], artifact_path: str | None = None) -> None:
-    """Attach files to the active run."""
-    for path in paths:
-        if Path(path).exists():
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
-
-
-def set_tags(tags: Mapping[str, str]) -> None:
-    """Set tags on the active run."""
-    mlflow.set_tags(dict(tags))
 
 
 def log_sklearn_model(estimator: Any, trusted_types: list[str], input_example: Any) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,50 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
-
-TINY = {
-    "prepare.yaml": {"max_articles": 8},
-    "baseline.yaml": {"c_grid": [1.0], "min_df": 1},
-    "transformer.yaml": {"epochs": 1, "max_length": 32, "batch_size": 16, "device": "cpu"},
-    "evaluate.yaml": {"bootstrap": {"resamples": 50, "confidence": 0.95, "unit": "article", "seed": 13}},
-}
-
-
-def sh(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A temporary copy of the project with tiny configs, after one `dvc repro`."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, root / name)
-    for name in ("configs", "pipeline", "data/corpus"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", root / ".dvc" / "config")
-    for file, changes in TINY.items():
-        path = root / "configs" / file
-        config = yaml.safe_load(path.read_text())
-        config.update(changes)
-        path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "HF_HUB_OFFLINE": "1",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    sh(["git", "init", "-q"], root, env)
-    sh(["git", "add", "-A"], root, env)
-    sh(["git", "commit", "-qm", "tiny"], root, env)
-    sh(["dvc", "repro"], root, env)
-    return root, env
+from conftest import free_port, sh
 
 
 def test_repro_writes_every_output(project):
@@ -126,14 +82,6 @@ def test_exp_run_on_a_baseline_param_reruns_only_its_dependents(project):
     out = sh(["dvc", "exp", "run", "-S", "configs/baseline.yaml:c_grid=[3.0]"], root, env).stdout
     assert "Running stage 'train_baseline'" in out and "Running stage 'evaluate'" in out
     assert "Running stage 'train_transformer'" not in out and "Running stage 'prepare'" not in out
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_champion_is_served_over_http(project):

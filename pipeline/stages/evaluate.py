@@ -154,12 +154,13 @@ def _track(results: dict[str, Any], human: dict[str, Any], champion: str, data_d
     for name, result in results.items():
         record = json.loads((models_dir / name / RUN_FILE).read_text(encoding="utf-8"))
         figures = sorted((reports_dir / "figures").glob(f"confusion_{name}_*.png"))
-        with tracking.run(name, {}, run_id=record["run_id"]):
-            tracking.set_tags({"evaluated": "true", "champion": str(name == champion).lower()})
-            tracking.log_metrics(flatten("test", result["scores"]))
-            tracking.log_metrics(flatten("test", {f: {c: v["f1"] for c, v in pc.items()} for f, pc in result["per_class"].items()}))
-            tracking.log_artifacts(figures, "figures")
-            tracking.log_artifacts(shared, "reports")
+        per_class_f1 = {f: {f"{c}_f1": v["f1"] for c, v in pc.items()} for f, pc in result["per_class"].items()}
+        tracking.add_to_run(
+            record["run_id"],
+            metrics={**flatten("test", result["scores"]), **flatten("test", per_class_f1)},
+            tags={"evaluated": "true", "champion": str(name == champion).lower()},
+            artifacts={"figures": figures, "reports": shared},
+        )
         score_tag = {"test_stance_macro_f1": f"{result['scores']['stance_macro_f1']:.6f}", "model": name, **versions}
         version = tracking.register(record["model_uri"], record["registered_model"], score_tag)
         tracking.set_alias(record["registered_model"], "latest_evaluated", version)
