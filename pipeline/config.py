@@ -75,6 +75,7 @@ class TransformerConfig:
     dropout: float
     patience: int
     actor_loss_weight: float
+    class_weighting: str
     device: str
     num_threads: Optional[int]
 

@@ -104,3 +104,43 @@ def flatten(prefix: str, nested: dict[str, Any]) -> dict[str, float]:
         else:
             out[name] = value
     return out
+
+
+def calibration(confidence: Sequence[float], correct: Sequence[bool], bins: int) -> dict[str, Any]:
+    """Expected calibration error and the reliability table (equal-width bins)."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        members = which == b
+        if not members.any():
+            continue
+        conf, acc = float(confidence[members].mean()), float(correct[members].mean())
+        ece += members.mean() * abs(conf - acc)
+        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "confidence": conf, "accuracy": acc, "count": int(members.sum())})
+    return {"ece": float(ece), "bins": table}
+
+
+def abstention_curve(
+    gold: Sequence[str], pred: Sequence[str], confidence: Sequence[float], thresholds: Sequence[float], field: str
+) -> list[dict[str, float]]:
+    """Predictions below each confidence threshold abstain as `none`.
+
+    For each threshold: coverage (share of sentences still answered), accuracy on
+    those, and the macro-F1 of all sentences once abstentions count as `none`.
+    """
+    gold, pred, confidence = np.asarray(gold), np.asarray(pred), np.asarray(confidence, float)
+    rows = []
+    for t in thresholds:
+        kept = confidence >= t
+        answered = np.where(kept, pred, "none")
+        rows.append(
+            {
+                "threshold": float(t),
+                "coverage": float(kept.mean()),
+                "accuracy_answered": float((gold[kept] == pred[kept]).mean()) if kept.any() else 0.0,
+                "macro_f1": macro_f1(gold, answered, field),
+            }
+        )
+    return rows

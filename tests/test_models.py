@@ -81,3 +81,13 @@ def test_pretrained_source_resolution(tmp_path):
 def test_unknown_model_name_lists_choices():
     with pytest.raises(ValueError, match="baseline, transformer"):
         model_class("bert")
+
+
+def test_quantized_transformer_stays_close_to_fp32(trained_models, rows):
+    sample = take(rows, slice(90, 130))
+    fp32 = load_model("transformer", trained_models / "transformer")
+    int8 = load_model("transformer", trained_models / "transformer").quantize()
+    p, q = fp32.predict_proba(sample), int8.predict_proba(sample)
+    np.testing.assert_allclose(q.stance.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.abs(p.stance - q.stance).max() < 0.1
+    assert np.mean(p.stance.argmax(1) == q.stance.argmax(1)) >= 0.9

@@ -148,6 +148,22 @@ class TransformerModel:
             yield {k: v.to(self.device) for k, v in batch.items()}
 
     # -- training ---------------------------------------------------------
+    def _losses(self, weighting: str, data: dict[str, list[Any]]) -> tuple[nn.Module, nn.Module]:
+        """Cross-entropy per head, optionally weighted by inverse class frequency."""
+        if weighting not in ("none", "balanced"):
+            raise ValueError(f"class_weighting must be none or balanced, got {weighting!r}")
+        losses = []
+        for key, labels in (("actor_label", ACTORS), ("stance_label", STANCES)):
+            weight = None
+            if weighting == "balanced":
+                counts = np.bincount(np.asarray(data[key]), minlength=len(labels)).astype(float)
+                # Like scikit-learn's "balanced"; a class absent from training gets weight 0.
+                weight = torch.tensor(
+                    np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0), dtype=torch.float32
+                ).to(self.device)
+            losses.append(nn.CrossEntropyLoss(weight=weight))
+        return losses[0], losses[1]
+
     def fit(self, train: Sentences, validation: Sentences) -> "TransformerModel":
         config = self.config
         if config is None:
@@ -178,7 +194,7 @@ class TransformerModel:
         )
         total = steps_per_epoch * config.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-        loss_fn = nn.CrossEntropyLoss()
+        actor_loss, stance_loss = self._losses(config.class_weighting, data)
 
         best_score, best_state, stale = -1.0, None, 0
         for epoch in range(1, config.epochs + 1):
@@ -189,7 +205,7 @@ class TransformerModel:
             for step, batch in enumerate(bar, start=1):
                 actor_y, stance_y = batch.pop("actor_label"), batch.pop("stance_label")
                 actor_logits, stance_logits = self.network(**batch)
-                loss = loss_fn(stance_logits, stance_y) + config.actor_loss_weight * loss_fn(actor_logits, actor_y)
+                loss = stance_loss(stance_logits, stance_y) + config.actor_loss_weight * actor_loss(actor_logits, actor_y)
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
