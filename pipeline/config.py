@@ -184,3 +184,39 @@ class BenchConfig:
     reference_batch_size: int
     latency_calls: int
     warmup_calls: int
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    actor_aliases: dict[str, list[str]]
+    stance_signals: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    c_grid: tuple[float, ...]
+    max_length: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class QuickConfig:
+    max_articles: int
+    seeds: tuple[int, ...]
+    learning_curve_fractions: tuple[float, ...]
+    transformer: dict[str, Any]
+    ideas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    seeds: tuple[int, ...]
+    learning_curve_fractions: tuple[float, ...]
+    temporal_cutoff: str
+    temporal_validation: float
+    calibration_bins: int
+    abstention_thresholds: tuple[float, ...]
+    error_examples: int
+    embedding: EmbeddingConfig
+    ideas: dict[str, dict[str, Any]]
+    quick: QuickConfig

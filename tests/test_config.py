@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import (
+    BenchmarkConfig,
+    RuleConfig,
     BenchConfig,
     BaselineConfig,
     EvaluateConfig,
@@ -26,6 +28,8 @@ ALL = {
     "tracking.yaml": TrackingConfig,
     "predict.yaml": PredictConfig,
     "bench.yaml": BenchConfig,
+    "rules.yaml": RuleConfig,
+    "benchmark.yaml": BenchmarkConfig,
 }
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pipeline.config import RuleConfig
 from pipeline.labels import ACTORS, STANCES, label_index
 from pipeline.models import Probabilities, Sentences, validation_scores
 
@@ -34,12 +34,6 @@ class MajorityModel:
         actor[:, label_index("actor")[self.actor]] = 1.0
         stance[:, label_index("stance")[self.stance]] = 1.0
         return Probabilities(actor, stance)
-
-
-@dataclass(frozen=True)
-class RuleConfig:
-    actor_aliases: dict[str, list[str]]
-    stance_signals: dict[str, list[str]]
 
 
 class RuleModel:

@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from datasets import Dataset
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -123,7 +122,11 @@ class TransformerModel:
             return self.tokenizer(texts, context, truncation="longest_first", max_length=self.max_length)
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)
 
-    def _tokenized(self, sentences: Sentences) -> Dataset:
+    def _tokenized(self, sentences: Sentences) -> Any:
+        # datasets (and pandas, pyarrow) is only needed to train: imported here so a
+        # predicting process does not carry it.
+        from datasets import Dataset
+
         columns = {"text": list(sentences["text"])}
         if self.context == "previous":
             columns["prev_text"] = list(sentences["prev_text"])

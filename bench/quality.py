@@ -1,0 +1,384 @@
+"""How good is each system, beyond one test number from one seed?
+
+Trains and scores, on the prepared splits (the same test split as `dvc repro`):
+  reference systems  majority class, keyword/alias rules (configs/rules.yaml), frozen
+                     MiniLM embeddings + logistic regression
+  our two models     TF-IDF baseline and fine-tuned transformer, over several seeds
+  ideas              transformer variants (configs/benchmark.yaml `ideas`) and the
+                     average of baseline and transformer probabilities; an idea is
+                     "kept" only if it beats the plain transformer on *validation*
+plus a learning curve, a temporal check (train up to a date, test on later news),
+calibration (ECE, reliability, abstention curve) and the largest confusions with
+example sentences. Writes reports/benchmark.{md,json} and figures, and logs a run
+to MLflow.
+
+    python bench/quality.py            # the full benchmark (about an hour on 2 cores)
+    python bench/quality.py --quick    # one seed, a few articles, 1 epoch: tests the code path
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline import atomic, tracking
+from pipeline.config import (
+    BaselineConfig,
+    BenchmarkConfig,
+    RuleConfig,
+    TransformerConfig,
+    load_config,
+)
+from pipeline.corpus import load_splits
+from pipeline.labels import FIELDS, STANCES, decode, joint_probabilities
+from pipeline.metrics import abstention_curve, calibration, per_class, score
+from pipeline.models import Probabilities, validation_scores
+from pipeline.models.baseline import BaselineModel
+from pipeline.models.reference import EmbeddingModel, MajorityModel, RuleModel
+from pipeline.models.transformer import TransformerModel
+from pipeline.report import markdown_table
+from pipeline.stages import provenance_tags, start_tracking
+from pipeline.stages.train import data_tags
+
+HEADLINE = ("stance_macro_f1", "actor_macro_f1", "pair_accuracy")
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled)."""
+
+    INTERVAL_S = 0.05
+
+    def __enter__(self) -> "PeakRSS":
+        import psutil
+
+        self._process = psutil.Process()
+        self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+    @property
+    def mb(self) -> float:
+        return self.peak / 2**20
+
+
+def as_columns(dataset: Any) -> dict[str, list[Any]]:
+    return dataset[:] if hasattr(dataset, "column_names") else dataset
+
+
+def select_articles(data: dict[str, list[Any]], keep: set[str]) -> dict[str, list[Any]]:
+    rows = [i for i, a in enumerate(data["article_id"]) if a in keep]
+    return {k: [v[i] for i in rows] for k, v in data.items()}
+
+
+def article_subset(data: dict[str, list[Any]], fraction: float, seed: int) -> dict[str, list[Any]]:
+    """A seeded random share of the articles of `data` (at least one)."""
+    ids = sorted(set(data["article_id"]))
+    count = max(1, round(len(ids) * fraction))
+    picked = np.random.default_rng(seed).permutation(len(ids))[:count]
+    return select_articles(data, {ids[i] for i in picked})
+
+
+def run_system(make: Callable[[], Any], train: dict, validation: dict, test: dict) -> dict[str, Any]:
+    """Fit one system; score it on validation and test; keep its probabilities."""
+    with PeakRSS() as memory:
+        started = time.perf_counter()
+        model = make().fit(train, validation)
+        seconds = time.perf_counter() - started
+    val_proba, test_proba = model.predict_proba(validation), model.predict_proba(test)
+    return {
+        "validation": validation_scores(val_proba, validation),
+        **scored(test_proba, test),
+        "train_seconds": seconds,
+        "peak_rss_mb": memory.mb,
+        "_val_proba": val_proba,
+        "_test_proba": test_proba,
+    }
+
+
+def scored(proba: Probabilities, test: dict) -> dict[str, Any]:
+    actors, stances = decode(proba.actor, proba.stance)
+    return {
+        "scores": score(test["actor"], test["stance"], actors, stances),
+        "per_class_f1": {f: {c: v["f1"] for c, v in per_class(test[f], p, f).items()} for f, p in (("actor", actors), ("stance", stances))},
+        "_pred": {"actor": actors, "stance": stances},
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of the headline scores."""
+    out: dict[str, Any] = {"seeds": len(runs)}
+    for key in (*HEADLINE, "stance_accuracy", "actor_accuracy"):
+        values = [r["scores"][key] for r in runs]
+        out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+    out["validation_stance_macro_f1"] = float(np.mean([r["validation"]["validation_stance_macro_f1"] for r in runs if "validation" in r] or [np.nan]))
+    out["per_class_f1"] = {
+        f: {c: float(np.mean([r["per_class_f1"][f][c] for r in runs])) for c in FIELDS[f]} for f in FIELDS
+    }
+    out["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
+    out["peak_rss_mb"] = float(max(r["peak_rss_mb"] for r in runs))
+    return out
+
+
+def average(a: Probabilities, b: Probabilities) -> Probabilities:
+    return Probabilities((a.actor + b.actor) / 2.0, (a.stance + b.stance) / 2.0)
+
+
+def confusions(test: dict, pred: list[str], field: str, examples: int, top: int = 5) -> list[dict[str, Any]]:
+    """The largest off-diagonal confusions of `field`, with example sentences."""
+    pairs = Counter((g, p) for g, p in zip(test[field], pred) if g != p)
+    out = []
+    for (gold, wrong), count in pairs.most_common(top):
+        idx = [i for i, (g, p) in enumerate(zip(test[field], pred)) if (g, p) == (gold, wrong)][:examples]
+        out.append({"gold": gold, "predicted": wrong, "count": count, "examples": [{"id": test["id"][i], "text": test["text"][i]} for i in idx]})
+    return out
+
+
+def plot_lines(path: Path, series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, title: str, diagonal: bool = False) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, points in series.items():
+        xs, ys = zip(*points) if points else ((), ())
+        ax.plot(xs, ys, marker="o", label=name)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fmt(summary: dict[str, Any], key: str) -> str:
+    value = summary[key]
+    return f"{value['mean']:.3f} ± {value['std']:.3f}" if summary["seeds"] > 1 else f"{value['mean']:.3f}"
+
+
+def render(report: dict[str, Any]) -> str:
+    """reports/benchmark.md"""
+    s = report["systems"]
+    lines = [
+        f"# Quality benchmark{' (quick mode: tiny data, not a result)' if report['quick'] else ''}\n\n",
+        f"Test split: {report['test_sentences']} sentences from {report['test_articles']} articles, never used for a choice. "
+        "Mean ± standard deviation over seeds; ideas are kept only if they beat the plain transformer on validation.\n\n",
+        markdown_table(
+            ["system", "kind", "seeds", "stance macro-F1", "actor macro-F1", "pair accuracy", "val stance F1", "kept", "train s", "peak MB"],
+            [
+                [name, r["kind"], r["seeds"], fmt(r, "stance_macro_f1"), fmt(r, "actor_macro_f1"), fmt(r, "pair_accuracy"),
+                 f"{r['validation_stance_macro_f1']:.3f}", r.get("kept", ""), f"{r['train_seconds']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+                for name, r in s.items()
+            ],
+        ),
+        "\nStance F1 per class (mean over seeds):\n\n",
+        markdown_table(["system", *STANCES], [[n, *(r["per_class_f1"]["stance"][c] for c in STANCES)] for n, r in s.items()]),
+        "\n## Learning curve (stance macro-F1 on the test split)\n\n![learning curve](figures/learning_curve.png)\n\n",
+        markdown_table(
+            ["share of training articles", *report["learning_curve"]],
+            [[f, *(dict(report["learning_curve"][m]).get(f, float("nan")) for m in report["learning_curve"])] for f in report["learning_curve_fractions"]],
+        ),
+        f"\n## Temporal check: trained on articles up to {report['temporal']['cutoff']}, tested on later ones\n\n",
+    ]
+    temporal = report["temporal"]
+    if "skipped" in temporal:
+        lines.append(f"Skipped: {temporal['skipped']}\n")
+    else:
+        lines.append(f"{temporal['train_articles']} articles before, {temporal['test_articles']} after ({temporal['test_sentences']} sentences).\n\n")
+        lines.append(
+            markdown_table(
+                ["system", "stance macro-F1 later news", "stance macro-F1 main test split"],
+                [[m, temporal["systems"][m]["stance_macro_f1"], s[m]["stance_macro_f1"]["mean"]] for m in temporal["systems"]],
+            )
+        )
+    lines.append("\n## Calibration (stance)\n\n![reliability](figures/reliability.png) ![abstention](figures/abstention.png)\n\n")
+    lines.append(
+        markdown_table(
+            ["system", "ECE", *(f"coverage / macro-F1 at p≥{t['threshold']:g}" for t in next(iter(report["calibration"].values()))["abstention"])],
+            [
+                [m, c["ece"], *(f"{t['coverage']:.2f} / {t['macro_f1']:.3f}" for t in c["abstention"])]
+                for m, c in report["calibration"].items()
+            ],
+        )
+    )
+    lines.append("\n## Largest stance confusions\n")
+    for model, rows in report["errors"].items():
+        lines.append(f"\n### {model}\n\n")
+        for row in rows:
+            lines.append(f"- gold **{row['gold']}** predicted **{row['predicted']}**: {row['count']} sentences, e.g.\n")
+            for example in row["examples"]:
+                lines.append(f"  - `{example['id']}` {example['text']}\n")
+    lines.append(f"\n{report['not_tried']}\n")
+    return "".join(lines)
+
+
+def public(value: Any) -> Any:
+    """Drop the in-memory fields (probabilities, predictions) before writing JSON."""
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one seed, a few articles, 1 epoch")
+    parser.add_argument("--data", default="data/prepared")
+    parser.add_argument("--configs", default="configs")
+    parser.add_argument("--reports", default="reports/benchmark", help="output folder (not a DVC output)")
+    args = parser.parse_args()
+    configs, reports = Path(args.configs), Path(args.reports)
+    bench = load_config(configs / "benchmark.yaml", BenchmarkConfig)
+    baseline_config = load_config(configs / "baseline.yaml", BaselineConfig)
+    transformer_config = load_config(configs / "transformer.yaml", TransformerConfig)
+    rules = load_config(configs / "rules.yaml", RuleConfig)
+    splits = {name: as_columns(d) for name, d in load_splits(args.data).items()}
+
+    seeds, fractions, ideas = bench.seeds, bench.learning_curve_fractions, dict(bench.ideas)
+    cutoff = bench.temporal_cutoff
+    if args.quick:
+        q = bench.quick
+        seeds, fractions = q.seeds, q.learning_curve_fractions
+        ideas = {k: v for k, v in ideas.items() if k in q.ideas}
+        transformer_config = dataclasses.replace(transformer_config, **q.transformer)
+        share = {"train": 0.7, "validation": 0.15, "test": 0.15}
+        splits = {n: article_subset(d, max(1, round(q.max_articles * share[n])) / len(set(d["article_id"])), 0) for n, d in splits.items()}
+        dates = sorted(set(d for data in splits.values() for d in data["date"]))
+        cutoff = dates[len(dates) // 2]  # the fixed cutoff may leave a tiny pool one-sided
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+
+    def transformer(seed: int, **overrides: Any) -> Callable[[], TransformerModel]:
+        return lambda: TransformerModel(dataclasses.replace(transformer_config, seed=seed, **overrides))
+
+    def baseline(seed: int) -> Callable[[], BaselineModel]:
+        return lambda: BaselineModel(dataclasses.replace(baseline_config, seed=seed))
+
+    embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size)
+    plan: dict[str, tuple[str, list[Callable[[], Any]]]] = {
+        "majority": ("reference", [MajorityModel]),
+        "rules": ("reference", [lambda: RuleModel(rules)]),
+        "frozen_embeddings_lr": ("reference", [lambda: embedding]),
+        "baseline": ("model", [baseline(s) for s in seeds]),
+        "transformer": ("model", [transformer(s) for s in seeds]),
+        **{f"transformer+{name}": ("idea", [transformer(seeds[0], **overrides)]) for name, overrides in ideas.items()},
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    systems: dict[str, dict[str, Any]] = {}
+    for name, (kind, makers) in plan.items():
+        print(f"[benchmark] {name}: {len(makers)} run(s)", file=sys.stderr, flush=True)
+        runs[name] = [run_system(make, train, validation, test) for make in makers]
+        systems[name] = {"kind": kind, **summarise(runs[name])}
+
+    # The average of baseline and transformer probabilities, seed by seed.
+    ensemble = []
+    for b, t in zip(runs["baseline"], runs["transformer"]):
+        val_proba, test_proba = average(b["_val_proba"], t["_val_proba"]), average(b["_test_proba"], t["_test_proba"])
+        ensemble.append({"validation": validation_scores(val_proba, validation), **scored(test_proba, test),
+                         "train_seconds": b["train_seconds"] + t["train_seconds"], "peak_rss_mb": max(b["peak_rss_mb"], t["peak_rss_mb"]),
+                         "_test_proba": test_proba})
+    runs["baseline+transformer average"] = ensemble
+    systems["baseline+transformer average"] = {"kind": "idea", **summarise(ensemble)}
+    reference_val = systems["transformer"]["validation_stance_macro_f1"]
+    for name, system in systems.items():
+        if system["kind"] == "idea":
+            system["kept"] = "yes" if system["validation_stance_macro_f1"] > reference_val else "no"
+
+    print("[benchmark] learning curve", file=sys.stderr, flush=True)
+    curve: dict[str, list[tuple[float, float]]] = {"baseline": [], "transformer": []}
+    for fraction in fractions:
+        subset = article_subset(train, fraction, seeds[0]) if fraction < 1 else train
+        for model, make in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
+            result = runs[model][0] if fraction >= 1 else run_system(make, subset, validation, test)
+            curve[model].append((fraction, result["scores"]["stance_macro_f1"]))
+    plot_lines(reports / "figures" / "learning_curve.png", curve, "share of training articles", "test stance macro-F1", "Learning curve")
+
+    print("[benchmark] temporal check", file=sys.stderr, flush=True)
+    pool = {k: train[k] + validation[k] + test[k] for k in train}
+    before = sorted({a for a, d in zip(pool["article_id"], pool["date"]) if d <= cutoff})
+    after = sorted({a for a, d in zip(pool["article_id"], pool["date"]) if d > cutoff})
+    temporal: dict[str, Any] = {"cutoff": cutoff}
+    if len(before) < 2 or not after:
+        temporal["skipped"] = f"{len(before)} articles up to {cutoff}, {len(after)} after: too few on one side"
+    else:
+        rng = np.random.default_rng(seeds[0])
+        held = {before[i] for i in rng.permutation(len(before))[: max(1, round(len(before) * bench.temporal_validation))]}
+        t_train, t_val = select_articles(pool, set(before) - held), select_articles(pool, held)
+        t_test = select_articles(pool, set(after))
+        temporal.update({"train_articles": len(before), "test_articles": len(after), "test_sentences": len(t_test["text"]), "systems": {}})
+        for model, make in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
+            temporal["systems"][model] = run_system(make, t_train, t_val, t_test)["scores"]
+
+    report_calibration: dict[str, Any] = {}
+    reliability: dict[str, list[tuple[float, float]]] = {}
+    coverage: dict[str, list[tuple[float, float]]] = {}
+    for model in ("baseline", "transformer", "baseline+transformer average"):
+        result = runs[model][0]
+        _, stance_p = joint_probabilities(result["_test_proba"].actor, result["_test_proba"].stance)
+        confidence = stance_p.max(axis=1)
+        correct = np.asarray(result["_pred"]["stance"]) == np.asarray(test["stance"])
+        cal = calibration(confidence, correct, bench.calibration_bins)
+        abstain = abstention_curve(test["stance"], result["_pred"]["stance"], confidence, bench.abstention_thresholds, "stance")
+        report_calibration[model] = {"ece": cal["ece"], "bins": cal["bins"], "abstention": abstain}
+        reliability[model] = [(b["confidence"], b["accuracy"]) for b in cal["bins"]]
+        coverage[model] = [(a["coverage"], a["accuracy_answered"]) for a in abstain]
+    plot_lines(reports / "figures" / "reliability.png", reliability, "confidence (max stance probability)", "accuracy", "Reliability (test, stance)", diagonal=True)
+    plot_lines(reports / "figures" / "abstention.png", coverage, "coverage (share answered)", "accuracy of answered", "Abstaining below a confidence")
+
+    report = {
+        "quick": args.quick,
+        "date": dt.date.today().isoformat(),
+        "seeds": list(seeds),
+        "test_sentences": len(test["text"]),
+        "test_articles": len(set(test["article_id"])),
+        "systems": systems,
+        "runs": {name: [public(r) for r in rs] for name, rs in runs.items()},
+        "learning_curve_fractions": list(fractions),
+        "learning_curve": curve,
+        "temporal": temporal,
+        "calibration": report_calibration,
+        "errors": {m: confusions(test, runs[m][0]["_pred"]["stance"], "stance", bench.error_examples) for m in ("baseline", "transformer")},
+        "not_tried": "Not tried yet: SetFit-style contrastive pre-training of the encoder (left for a later run; see the issue note).",
+    }
+    atomic.write_json(reports / "benchmark.json", public(report))
+    atomic.write_text(reports / "benchmark.md", render(public(report)))
+
+    _, _ = start_tracking(configs)
+    tags = {"model": "benchmark", **provenance_tags("benchmark", data_tags(Path(args.data)))}
+    with tracking.run(f"benchmark {'quick ' if args.quick else ''}{report['date']}", tags) as run_id:
+        tracking.log_params({"seeds": list(seeds), "quick": args.quick, "temporal_cutoff": cutoff})
+        tracking.log_metrics({
+            f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"]
+            for name, system in systems.items() for key in HEADLINE
+        })
+        tracking.add_to_run(run_id, {}, {}, {"benchmark": [reports / "benchmark.md", reports / "benchmark.json", *sorted((reports / "figures").glob("*.png"))]})
+    print(render(public(report)))
+
+
+if __name__ == "__main__":
+    main()
