@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence, TextIO
 
+from pipeline.models import MODEL_NAMES
+
 USAGE_ERROR = 2
 FORMATS = ("table", "jsonl", "csv")
 TEXT_SUFFIXES = (".txt", ".md")
@@ -183,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train one model")
-    p.add_argument("model", choices=["baseline", "transformer"])
+    p.add_argument("model", choices=list(MODEL_NAMES))
     p.add_argument("--data", default="data/prepared")
     p.add_argument("--out", default=None, help="model directory (default: models/<model>)")
     common(p)
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help=".txt/.md (one item per file), .jsonl (one item per line), or - for stdin")
     p.add_argument("--text", help="a literal text to predict")
     p.add_argument("--field", default="text", help="the text field of .jsonl input (default: text)")
-    p.add_argument("--model", default="champion", help="champion (default), baseline or transformer")
+    p.add_argument("--model", default="champion", help=f"champion (default) or one of: {', '.join(MODEL_NAMES)}")
     p.add_argument("--models", default=None, help="directory of trained models (default: the project's models/)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", "-o", help="write here (atomically) instead of stdout")

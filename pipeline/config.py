@@ -184,6 +184,8 @@ class BenchConfig:
     reference_batch_size: int
     latency_calls: int
     warmup_calls: int
+    segment_sizes: tuple[int, ...]
+    segment_sizes_windowed_only: tuple[int, ...]
 
 
 @dataclass(frozen=True)

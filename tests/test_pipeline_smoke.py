@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import free_port, sh
+from conftest import free_port, running_server, sh
 
 
 def test_repro_writes_every_output(project):
@@ -86,29 +86,13 @@ def test_exp_run_on_a_baseline_param_reruns_only_its_dependents(project):
 
 def test_champion_is_served_over_http(project):
     """A real `mlflow models serve` on loopback answers POST /invocations."""
-    import time
     import urllib.request
 
     root, env = project
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/stance@champion",
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "server did not start in 120 s"
-            time.sleep(1)
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/stance@champion",
+               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(command, root, env, "/ping", port, timeout_s=120) as base:
 
         def post(payload: dict) -> list[dict]:
             request = urllib.request.Request(
@@ -125,9 +109,3 @@ def test_champion_is_served_over_http(project):
             assert (r["actor"] == "none") == (r["stance"] == "none")
             assert abs(sum(v for k, v in r.items() if k.startswith("p_stance_")) - 1) < 1e-3
         assert len(post({"inputs": ["One sentence only."]})) == 1
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()

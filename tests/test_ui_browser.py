@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Debian's chromium on a machine with no network: no background fetches, no sandbox as root.
@@ -26,33 +21,11 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed 
 
 
 @pytest.fixture()
-def ui(project, tmp_path):
+def ui(project):
     root, env = project
     port = free_port()
-    server = subprocess.Popen(
-        ["stance", "ui", "--port", str(port)], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, server.stdout.read().decode()
-            assert time.monotonic() < deadline, "MLflow UI did not start in 90 s"
-            time.sleep(1)
+    with running_server(["stance", "ui", "--port", str(port)], root, env, "/health", port, timeout_s=90) as base:
         yield base, env
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_experiment_page_shows_both_runs_and_the_stance_macro_f1_column(ui, tmp_path):

@@ -39,32 +39,24 @@ TRUSTED_TYPES = [
 ]
 
 
+def _tfidf(analyzer: str, ngram_range: tuple[int, int], config: BaselineConfig) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer=analyzer,
+        ngram_range=ngram_range,
+        min_df=config.min_df,
+        sublinear_tf=config.sublinear_tf,
+        max_features=config.max_features,
+        lowercase=True,
+    )
+
+
 def build_pipeline(config: BaselineConfig, c: float) -> Pipeline:
     """The unfitted scikit-learn pipeline for one regularisation strength `c`."""
     features = FeatureUnion(
         [
-            (
-                "word",
-                TfidfVectorizer(
-                    analyzer="word",
-                    ngram_range=config.word_ngram_range,
-                    min_df=config.min_df,
-                    sublinear_tf=config.sublinear_tf,
-                    max_features=config.max_features,
-                    lowercase=True,
-                ),
-            ),
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=config.char_ngram_range,
-                    min_df=config.min_df,
-                    sublinear_tf=config.sublinear_tf,
-                    max_features=config.max_features,
-                    lowercase=True,
-                ),
-            ),
+            ("word", _tfidf("word", config.word_ngram_range, config)),
+            # char_wb n-grams stay inside word boundaries: robust to inflection and typos.
+            ("char", _tfidf("char_wb", config.char_ngram_range, config)),
         ]
     )
     classifier = LogisticRegression(
