@@ -11,6 +11,8 @@ from conftest import ROOT
 
 def test_quality_benchmark_quick_mode(project, tmp_path):
     root, env = project
+    # Its own tracking store: the shared one holds exactly the pipeline's runs.
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "quality.py"), "--quick", "--data", str(root / "data" / "prepared"),
          "--configs", str(root / "configs"), "--reports", str(tmp_path)],

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from pipeline.models import load_model, model_class
 from pipeline.models.baseline import MODEL_FILE, BaselineModel
@@ -89,5 +90,8 @@ def test_quantized_transformer_stays_close_to_fp32(trained_models, rows):
     int8 = load_model("transformer", trained_models / "transformer").quantize()
     p, q = fp32.predict_proba(sample), int8.predict_proba(sample)
     np.testing.assert_allclose(q.stance.sum(axis=1), 1.0, rtol=1e-5)
+    # The tiny model's probabilities are near-uniform, so compare them, not argmaxes
+    # (the full model's quality under int8 is measured by bench/predict_speed.py).
     assert np.abs(p.stance - q.stance).max() < 0.1
-    assert np.mean(p.stance.argmax(1) == q.stance.argmax(1)) >= 0.9
+    assert np.abs(p.stance - q.stance).mean() < 0.02
+    assert int8.network.encoder.encoder.layer[0].attention.self.query.__class__ is torch.nn.Linear
