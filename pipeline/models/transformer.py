@@ -8,7 +8,6 @@ whether a sentence carries a stance at all is the same question for both heads.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 import math

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from pipeline import atomic, tracking
 from pipeline.config import EvaluateConfig, load_config
