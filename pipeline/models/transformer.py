@@ -110,6 +110,7 @@ class TransformerModel:
         self.device = torch.device("cpu")
         self.max_length = config.max_length if config else 0
         self.context = config.context if config else "none"
+        self.eval_batch_size = config.eval_batch_size if config else None
         self.history: list[dict[str, float]] = []
         self.best_epoch = 0
 
@@ -237,7 +238,9 @@ class TransformerModel:
         n = len(sentences["text"])
         if n == 0:
             return Probabilities(np.zeros((0, len(ACTORS))), np.zeros((0, len(STANCES))))
-        batch_size = batch_size or (self.config.eval_batch_size if self.config else 64)
+        batch_size = batch_size or self.eval_batch_size
+        if not batch_size:
+            raise ValueError("batch_size is required: this model was saved without an eval_batch_size")
         was_training = self.network.training
         self.network.eval()
         data = dict(self._encode(sentences))
@@ -302,6 +305,7 @@ class TransformerModel:
             "stances": list(STANCES),
             "max_length": self.max_length,
             "context": self.context,
+            "eval_batch_size": self.eval_batch_size,
             "dropout": self.config.dropout,
             "pretrained": self.config.pretrained,
             "best_epoch": self.best_epoch,
@@ -319,6 +323,7 @@ class TransformerModel:
             raise ValueError(f"{directory}: saved label maps differ from pipeline.labels")
         model = cls()
         model.max_length, model.context = meta["max_length"], meta["context"]
+        model.eval_batch_size = meta.get("eval_batch_size")
         model.history, model.best_epoch = meta["history"], meta["best_epoch"]
         model.tokenizer = AutoTokenizer.from_pretrained(directory / ENCODER_DIR)
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory / ENCODER_DIR))
