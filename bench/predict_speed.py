@@ -3,8 +3,12 @@
 Each system is measured in its own process, so load time and peak memory belong
 to it alone. Systems:
   baseline                     the served TF-IDF model (pipeline.predictor)
-  transformer                  the served transformer (pipeline.predictor: length-sorted
-                               batches, dynamic int8 when configs/predict.yaml says so)
+  transformer                  the served transformer (pipeline.predictor, with the runtime
+                               configs/predict.yaml names: by default model.onnx on ONNX
+                               Runtime, fused attention, int8 feed-forward layers,
+                               length-sorted batches)
+  transformer_onnx_fp32        the same served path on an ONNX export without int8, to
+                               show what graph fusion gives alone
   transformer_fp32_reference   the same weights as plain PyTorch fp32, batches of
                                `reference_batch_size` in input order
 Speed-ups are ratios to the reference measured in the same run, so they survive a
@@ -17,15 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-SYSTEMS = ("baseline", "transformer", "transformer_fp32_reference")
+SYSTEMS = ("baseline", "transformer", "transformer_onnx_fp32", "transformer_fp32_reference")
 
 
 def _peak_rss_mb() -> float:
@@ -48,7 +54,7 @@ def _reference_predict(model: Any, texts: list[str], batch_size: int) -> tuple[n
     return np.concatenate(actor), np.concatenate(stance)
 
 
-def worker(system: str, models: Path, data: Path, configs: Path) -> dict[str, Any]:
+def worker(system: str, models: Path, data: Path, configs: Path, fp32_export: Path) -> dict[str, Any]:
     """Measure one system in this process."""
     import pyarrow.parquet as pq
 
@@ -76,6 +82,19 @@ def worker(system: str, models: Path, data: Path, configs: Path) -> dict[str, An
 
         batch_sizes: tuple[int, ...] = (bench.reference_batch_size,)
         served_batch = bench.reference_batch_size
+    elif system == "transformer_onnx_fp32":
+        from pipeline.config import SegmentConfig
+        from pipeline.models.onnx_runtime import OnnxTransformerModel
+        from pipeline.predictor import Predictor
+
+        segment = load_config(configs / "segment.yaml", SegmentConfig)
+        predictor = Predictor(OnnxTransformerModel.load(fp32_export), segment, served_batch, system)
+
+        def run(items: list[str], batch_size: int) -> tuple[list[str], list[str]]:
+            results = predictor.predict(items, split_sentences=False, batch_size=batch_size)
+            return [r.actor for r in results], [r.stance for r in results]
+
+        batch_sizes = bench.batch_sizes
     else:
         from pipeline.predictor import get_predictor
 
@@ -116,6 +135,7 @@ def worker(system: str, models: Path, data: Path, configs: Path) -> dict[str, An
         "peak_rss_mb": peak_served,
         "peak_rss_mb_any_batch": _peak_rss_mb(),
         "served_batch_size": served_batch,
+        "runtime": type(model if system == "transformer_fp32_reference" else predictor.model).__name__,
         "test_stance_macro_f1": macro_f1(list(test["stance"]), stances, "stance"),
         "test_actor_macro_f1": macro_f1(list(test["actor"]), actors, "actor"),
     }
@@ -142,21 +162,33 @@ def main() -> None:
     parser.add_argument("--out", default="reports/predict_speed.json")
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--fp32-export", help=argparse.SUPPRESS)
     args = parser.parse_args()
     paths = [Path(args.models), Path(args.data), Path(args.configs)]
     if args.worker:
-        print(json.dumps(worker(args.worker, *paths)))
+        print(json.dumps(worker(args.worker, *paths, Path(args.fp32_export))))
         return
+    from pipeline.config import TransformerConfig, load_config
+
     results = {}
-    for system in args.systems:
-        done = subprocess.run(
-            [sys.executable, __file__, "--worker", system, "--models", args.models, "--data", args.data, "--configs", args.configs],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            sys.exit(f"{system} failed:\n{done.stderr[-2000:]}")
-        results[system] = json.loads(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_export = Path(tmp) / "transformer"
+        if "transformer_onnx_fp32" in args.systems:
+            # Exported in a process of its own, so no worker's memory includes torch's export.
+            shutil.copytree(Path(args.models) / "transformer", fp32_export)
+            code = "import sys; from pipeline.models.onnx_runtime import export; export(sys.argv[1], int(sys.argv[2]), False)"
+            opset = str(load_config(Path(args.configs) / "transformer.yaml", TransformerConfig).onnx_opset)
+            subprocess.run([sys.executable, "-c", code, str(fp32_export), opset], check=True, capture_output=True)
+        for system in args.systems:
+            done = subprocess.run(
+                [sys.executable, __file__, "--worker", system, "--models", args.models, "--data", args.data,
+                 "--configs", args.configs, "--fp32-export", str(fp32_export)],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                sys.exit(f"{system} failed:\n{done.stderr[-2000:]}")
+            results[system] = json.loads(done.stdout.strip().splitlines()[-1])
     from pipeline.atomic import write_json
 
     write_json(args.out, results)

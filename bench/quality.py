@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import sys
 import threading
 import time
@@ -98,18 +100,53 @@ def article_subset(data: dict[str, list[Any]], fraction: float, seed: int) -> di
     return select_articles(data, {ids[i] for i in picked})
 
 
-def run_system(make: Callable[[], Any], train: dict, validation: dict, test: dict) -> dict[str, Any]:
-    """Fit one system; score it on validation and test; keep its probabilities."""
-    with PeakRSS() as memory:
-        started = time.perf_counter()
-        model = make().fit(train, validation)
-        seconds = time.perf_counter() - started
-    val_proba, test_proba = model.predict_proba(validation), model.predict_proba(test)
+# A cached run is reused only while the model code and the pipeline's decoding are unchanged.
+CODE_FILES = ("pipeline/models/*.py", "pipeline/labels.py", "pipeline/corpus.py")
+
+
+def code_version(root: Path) -> str:
+    digest = hashlib.sha256()
+    for pattern in CODE_FILES:
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_key(spec: dict[str, Any], train: dict, validation: dict, test: dict, code: str) -> str:
+    """Names one training run: what is trained (config), on which sentences, by which code."""
+    payload = {"spec": spec, "code": code, **{n: d["id"] for n, d in (("train", train), ("validation", validation), ("test", test))}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def run_system(make: Callable[[], Any], train: dict, validation: dict, test: dict, cache: Path | None = None) -> dict[str, Any]:
+    """Fit one system; score it on validation and test; keep its probabilities.
+
+    With `cache` (a path without suffix), a finished run's probabilities and costs
+    are stored there and reused, so an interrupted benchmark resumes where it stopped.
+    """
+    stored = cache.with_suffix(".npz") if cache else None
+    if stored and stored.exists():
+        saved = np.load(stored)
+        val_proba = Probabilities(saved["val_actor"], saved["val_stance"])
+        test_proba = Probabilities(saved["test_actor"], saved["test_stance"])
+        seconds, peak_mb = float(saved["train_seconds"]), float(saved["peak_rss_mb"])
+    else:
+        with PeakRSS() as memory:
+            started = time.perf_counter()
+            model = make().fit(train, validation)
+            seconds = time.perf_counter() - started
+        val_proba, test_proba, peak_mb = model.predict_proba(validation), model.predict_proba(test), memory.mb
+        if stored:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_suffix(".partial.npz")
+            np.savez(partial, val_actor=val_proba.actor, val_stance=val_proba.stance, test_actor=test_proba.actor,
+                     test_stance=test_proba.stance, train_seconds=seconds, peak_rss_mb=peak_mb)
+            partial.replace(stored)
     return {
         "validation": validation_scores(val_proba, validation),
         **scored(test_proba, test),
         "train_seconds": seconds,
-        "peak_rss_mb": memory.mb,
+        "peak_rss_mb": peak_mb,
         "_val_proba": val_proba,
         "_test_proba": test_proba,
     }
@@ -145,7 +182,7 @@ def average(a: Probabilities, b: Probabilities) -> Probabilities:
 
 def mark_kept(systems: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]]) -> None:
     """An idea is kept when its validation stance macro-F1 beats the plain
-    transformer's on the same seeds (ideas run on the first seed(s) only)."""
+    transformer's, both averaged over the same seeds."""
     plain = [r["validation"]["validation_stance_macro_f1"] for r in runs["transformer"]]
     for name, system in systems.items():
         if system["kind"] == "idea":
@@ -211,7 +248,7 @@ def render(report: dict[str, Any]) -> str:
         ),
         "\nStance F1 per class (mean over seeds):\n\n",
         markdown_table(["system", *STANCES], [[n, *(r["per_class_f1"]["stance"][c] for c in STANCES)] for n, r in s.items()]),
-        "\n## Learning curve (stance macro-F1 on the test split)\n\n![learning curve](figures/learning_curve.png)\n\n",
+        "\n## Learning curve (stance macro-F1 on the test split)\n\n![learning curve](benchmark/learning_curve.png)\n\n",
         markdown_table(
             ["share of training articles", *report["learning_curve"]],
             [[f, *(dict(report["learning_curve"][m]).get(f, float("nan")) for m in report["learning_curve"])] for f in report["learning_curve_fractions"]],
@@ -229,7 +266,7 @@ def render(report: dict[str, Any]) -> str:
                 [[m, temporal["systems"][m]["stance_macro_f1"], s[m]["stance_macro_f1"]["mean"]] for m in temporal["systems"]],
             )
         )
-    lines.append("\n## Calibration (stance)\n\n![reliability](figures/reliability.png) ![abstention](figures/abstention.png)\n\n")
+    lines.append("\n## Calibration (stance)\n\n![reliability](benchmark/reliability.png) ![abstention](benchmark/abstention.png)\n\n")
     lines.append(
         markdown_table(
             ["system", "ECE", *(f"coverage / macro-F1 at p≥{t['threshold']:g}" for t in next(iter(report["calibration"].values()))["abstention"])],
@@ -264,9 +301,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, a few articles, 1 epoch")
     parser.add_argument("--data", default="data/prepared")
     parser.add_argument("--configs", default="configs")
-    parser.add_argument("--reports", default="reports/benchmark", help="output folder (not a DVC output)")
+    parser.add_argument("--reports", default="reports", help="writes benchmark.{md,json} here, figures and the run cache under benchmark/")
+    parser.add_argument("--no-cache", action="store_true", help="retrain every system instead of reusing finished runs")
     args = parser.parse_args()
     configs, reports = Path(args.configs), Path(args.reports)
+    figures = reports / "benchmark"
+    cache_dir = None if args.no_cache else figures / "cache"
+    code = code_version(Path(__file__).resolve().parent.parent)
     bench = load_config(configs / "benchmark.yaml", BenchmarkConfig)
     baseline_config = load_config(configs / "baseline.yaml", BaselineConfig)
     transformer_config = load_config(configs / "transformer.yaml", TransformerConfig)
@@ -286,26 +327,35 @@ def main() -> None:
         cutoff = dates[len(dates) // 2]  # the fixed cutoff may leave a tiny pool one-sided
     train, validation, test = splits["train"], splits["validation"], splits["test"]
 
-    def transformer(seed: int, **overrides: Any) -> Callable[[], TransformerModel]:
-        return lambda: TransformerModel(dataclasses.replace(transformer_config, seed=seed, **overrides))
+    Maker = tuple[dict[str, Any], Callable[[], Any]]  # (what is trained, for the cache key; how)
 
-    def baseline(seed: int) -> Callable[[], BaselineModel]:
-        return lambda: BaselineModel(dataclasses.replace(baseline_config, seed=seed))
+    def transformer(seed: int, **overrides: Any) -> Maker:
+        config = dataclasses.replace(transformer_config, seed=seed, **overrides)
+        return {"model": "transformer", **dataclasses.asdict(config)}, lambda: TransformerModel(config)
+
+    def baseline(seed: int) -> Maker:
+        config = dataclasses.replace(baseline_config, seed=seed)
+        return {"model": "baseline", **dataclasses.asdict(config)}, lambda: BaselineModel(config)
+
+    def fit(maker: Maker, t_train: dict, t_val: dict, t_test: dict) -> dict[str, Any]:
+        spec, make = maker
+        cache = cache_dir / run_key(spec, t_train, t_val, t_test, code) if cache_dir else None
+        return run_system(make, t_train, t_val, t_test, cache)
 
     embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size)
-    plan: dict[str, tuple[str, list[Callable[[], Any]]]] = {
-        "majority": ("reference", [MajorityModel]),
-        "rules": ("reference", [lambda: RuleModel(rules)]),
-        "frozen_embeddings_lr": ("reference", [lambda: embedding]),
+    plan: dict[str, tuple[str, list[Maker]]] = {
+        "majority": ("reference", [({"model": "majority"}, MajorityModel)]),
+        "rules": ("reference", [({"model": "rules", **dataclasses.asdict(rules)}, lambda: RuleModel(rules))]),
+        "frozen_embeddings_lr": ("reference", [({"model": "embedding", **dataclasses.asdict(bench.embedding), "seed": seeds[0]}, lambda: embedding)]),
         "baseline": ("model", [baseline(s) for s in seeds]),
         "transformer": ("model", [transformer(s) for s in seeds]),
-        **{f"transformer+{name}": ("idea", [transformer(seeds[0], **overrides)]) for name, overrides in ideas.items()},
+        **{f"transformer+{name}": ("idea", [transformer(s, **overrides) for s in seeds]) for name, overrides in ideas.items()},
     }
     runs: dict[str, list[dict[str, Any]]] = {}
     systems: dict[str, dict[str, Any]] = {}
     for name, (kind, makers) in plan.items():
         print(f"[benchmark] {name}: {len(makers)} run(s)", file=sys.stderr, flush=True)
-        runs[name] = [run_system(make, train, validation, test) for make in makers]
+        runs[name] = [fit(maker, train, validation, test) for maker in makers]
         systems[name] = {"kind": kind, **summarise(runs[name])}
 
     # The average of baseline and transformer probabilities, seed by seed.
@@ -323,10 +373,10 @@ def main() -> None:
     curve: dict[str, list[tuple[float, float]]] = {"baseline": [], "transformer": []}
     for fraction in fractions:
         subset = article_subset(train, fraction, seeds[0]) if fraction < 1 else train
-        for model, make in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
-            result = runs[model][0] if fraction >= 1 else run_system(make, subset, validation, test)
+        for model, maker in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
+            result = runs[model][0] if fraction >= 1 else fit(maker, subset, validation, test)
             curve[model].append((fraction, result["scores"]["stance_macro_f1"]))
-    plot_lines(reports / "figures" / "learning_curve.png", curve, "share of training articles", "test stance macro-F1", "Learning curve")
+    plot_lines(figures / "learning_curve.png", curve, "share of training articles", "test stance macro-F1", "Learning curve")
 
     print("[benchmark] temporal check", file=sys.stderr, flush=True)
     pool = {k: train[k] + validation[k] + test[k] for k in train}
@@ -341,8 +391,8 @@ def main() -> None:
         t_train, t_val = select_articles(pool, set(before) - held), select_articles(pool, held)
         t_test = select_articles(pool, set(after))
         temporal.update({"train_articles": len(before), "test_articles": len(after), "test_sentences": len(t_test["text"]), "systems": {}})
-        for model, make in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
-            temporal["systems"][model] = run_system(make, t_train, t_val, t_test)["scores"]
+        for model, maker in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
+            temporal["systems"][model] = fit(maker, t_train, t_val, t_test)["scores"]
 
     report_calibration: dict[str, Any] = {}
     reliability: dict[str, list[tuple[float, float]]] = {}
@@ -357,8 +407,8 @@ def main() -> None:
         report_calibration[model] = {"ece": cal["ece"], "bins": cal["bins"], "abstention": abstain}
         reliability[model] = [(b["confidence"], b["accuracy"]) for b in cal["bins"]]
         coverage[model] = [(a["coverage"], a["accuracy_answered"]) for a in abstain]
-    plot_lines(reports / "figures" / "reliability.png", reliability, "confidence (max stance probability)", "accuracy", "Reliability (test, stance)", diagonal=True)
-    plot_lines(reports / "figures" / "abstention.png", coverage, "coverage (share answered)", "accuracy of answered", "Abstaining below a confidence")
+    plot_lines(figures / "reliability.png", reliability, "confidence (max stance probability)", "accuracy", "Reliability (test, stance)", diagonal=True)
+    plot_lines(figures / "abstention.png", coverage, "coverage (share answered)", "accuracy of answered", "Abstaining below a confidence")
 
     report = {
         "quick": args.quick,
@@ -373,7 +423,8 @@ def main() -> None:
         "temporal": temporal,
         "calibration": report_calibration,
         "errors": {m: confusions(test, runs[m][0]["_pred"]["stance"], "stance", bench.error_examples) for m in ("baseline", "transformer")},
-        "not_tried": "Not tried yet: SetFit-style contrastive pre-training of the encoder (left for a later run; see the issue note).",
+        "not_tried": "Not tried: the article title as context. predict() is given bare text, without a title, so a model "
+        "trained on titles would be scored here on an input it never gets in use.",
     }
     atomic.write_json(reports / "benchmark.json", public(report))
     atomic.write_text(reports / "benchmark.md", render(public(report)))
@@ -386,7 +437,7 @@ def main() -> None:
             f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"]
             for name, system in systems.items() for key in HEADLINE
         })
-        tracking.add_to_run(run_id, {}, {}, {"benchmark": [reports / "benchmark.md", reports / "benchmark.json", *sorted((reports / "figures").glob("*.png"))]})
+        tracking.add_to_run(run_id, {}, {}, {"benchmark": [reports / "benchmark.md", reports / "benchmark.json", *sorted(figures.glob("*.png"))]})
     print(render(public(report)))
 
 

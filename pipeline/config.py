@@ -76,6 +76,15 @@ class TransformerConfig:
     patience: int
     actor_loss_weight: float
     class_weighting: str
+    # SetFit-style contrastive pre-training of the encoder before fine-tuning
+    # (0 pairs = off): cosine similarity of sentence pairs pulled to 1 for the same
+    # (actor, stance) label and to 0 otherwise.
+    contrastive_pairs: int
+    contrastive_learning_rate: float
+    # The CPU serving form written beside the weights (pipeline/models/onnx_runtime.py).
+    onnx_export: bool
+    onnx_quantize: bool
+    onnx_opset: int
     device: str
     num_threads: Optional[int]
 
@@ -105,7 +114,7 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class PredictConfig:
     batch_size: int
-    quantize_transformer: bool
+    transformer_runtime: str
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -12,9 +13,10 @@ import numpy as np
 
 from pipeline.config import CONFIG_DIR, PROJECT_ROOT, PredictConfig, SegmentConfig, load_config
 from pipeline.labels import ACTORS, STANCES, decode, joint_probabilities
-from pipeline.models import MODEL_NAMES, StanceModel, load_model
+from pipeline.models import META_FILE, MODEL_NAMES, StanceModel, load_model
 from pipeline.segment import clean_text, split_sentences
 
+RUNTIMES = ("onnx", "torch")
 CHAMPION = "champion"
 CHAMPION_FILE = "champion.json"
 DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
@@ -84,18 +86,34 @@ class Predictor:
 
     @classmethod
     def from_model_dir(
-        cls, model_dir: str | Path, segment: SegmentConfig, batch_size: int, name: str = "", quantize: bool = False
+        cls, model_dir: str | Path, segment: SegmentConfig, batch_size: int, name: str = "", runtime: str = "torch"
     ) -> "Predictor":
-        """Load whichever model kind is saved in `model_dir` (quantized if asked and possible)."""
+        """Load whichever model kind is saved in `model_dir`.
+
+        `runtime` picks the transformer's engine: "onnx" serves its model.onnx with
+        ONNX Runtime (falling back to PyTorch, with a warning, for a model saved
+        without one); "torch" runs the safetensors weights in PyTorch.
+        """
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown transformer runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
         model_dir = Path(model_dir)
-        meta_path = model_dir / "meta.json"
+        meta_path = model_dir / META_FILE
         if not meta_path.exists():
             raise ModelNotTrainedError(f"no trained model in {model_dir}")
         kind = json.loads(meta_path.read_text(encoding="utf-8"))["kind"]
-        model = load_model(kind, model_dir)
-        if quantize and hasattr(model, "quantize"):
-            model = model.quantize()
-        return cls(model, segment, batch_size, name or kind)
+        model: StanceModel | None = None
+        if kind == "transformer" and runtime == "onnx":
+            from pipeline.models.onnx_runtime import ONNX_FILE, OnnxTransformerModel
+
+            if (model_dir / ONNX_FILE).exists():
+                model = OnnxTransformerModel.load(model_dir)
+            else:
+                warnings.warn(
+                    f"{model_dir} has no {ONNX_FILE} (saved with onnx_export off, or by an older version): "
+                    "predicting with PyTorch, which is slower; retrain with `stance train transformer` to get it",
+                    stacklevel=2,
+                )
+        return cls(model or load_model(kind, model_dir), segment, batch_size, name or kind)
 
     def _sentences(self, text: str, split: bool) -> list[str]:
         if not split:
@@ -183,7 +201,7 @@ def get_predictor(model: str = CHAMPION, models_dir: str | Path | None = None, c
             settings = load_config(config_dir / "predict.yaml", PredictConfig)
             try:
                 _PREDICTORS[key] = Predictor.from_model_dir(
-                    models_dir / name, segment, settings.batch_size, name, settings.quantize_transformer
+                    models_dir / name, segment, settings.batch_size, name, settings.transformer_runtime
                 )
             except ModelNotTrainedError:
                 raise ModelNotTrainedError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import unicodedata
 from typing import Iterator
 
@@ -27,6 +28,22 @@ def _segmenter(language: str) -> pysbd.Segmenter:
     return pysbd.Segmenter(language=language, clean=False)
 
 
+_UNWANTED_CATEGORIES = ("Cc", "Cf", "Cs")
+
+
+@functools.lru_cache(maxsize=1)
+def _unwanted() -> re.Pattern[str]:
+    """One character class of every control, format and surrogate code point
+    except newline and tab, as ranges (built once: a scan of Unicode, ~0.1 s)."""
+    points = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in _UNWANTED_CATEGORIES and chr(c) not in "\n\t"]
+    ranges, start = [], points[0]
+    for previous, current in zip(points, points[1:] + [-1]):
+        if current != previous + 1:
+            ranges.append(f"\\U{start:08x}-\\U{previous:08x}")
+            start = current
+    return re.compile(f"[{''.join(ranges)}]")
+
+
 def clean_text(text: str) -> str:
     """Replace control and format characters and lone surrogates with spaces.
 
@@ -34,10 +51,7 @@ def clean_text(text: str) -> str:
     task, and the tokenizers downstream refuse or mangle some of them. Newlines
     and tabs are kept: they mark paragraphs.
     """
-    return "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in "\n\t" else ch
-        for ch in text
-    )
+    return _unwanted().sub(" ", text)
 
 
 def _last_match_end(pattern: re.Pattern[str], text: str, lo: int, hi: int) -> int:

@@ -26,7 +26,7 @@ class StancePyfunc(PythonModel):
         segment = load_config(context.artifacts["segment_config"], SegmentConfig)
         settings = load_config(context.artifacts["predict_config"], PredictConfig)
         self.predictor = Predictor.from_model_dir(
-            context.artifacts["model_dir"], segment, settings.batch_size, quantize=settings.quantize_transformer
+            context.artifacts["model_dir"], segment, settings.batch_size, runtime=settings.transformer_runtime
         )
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -24,7 +24,7 @@ def test_quality_benchmark_quick_mode(project, tmp_path):
     assert {"majority", "rules", "frozen_embeddings_lr", "baseline", "transformer", "baseline+transformer average"} <= set(report["systems"])
     for system in report["systems"].values():
         assert 0.0 <= system["stance_macro_f1"]["mean"] <= 1.0
-    assert (tmp_path / "figures" / "learning_curve.png").exists()
+    assert (tmp_path / "benchmark" / "learning_curve.png").exists()
     assert "Quality benchmark" in (tmp_path / "benchmark.md").read_text()
 
 
@@ -47,7 +47,8 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"baseline", "transformer", "transformer_fp32_reference"}
+    assert set(results) == {"baseline", "transformer", "transformer_onnx_fp32", "transformer_fp32_reference"}
+    assert results["transformer"]["runtime"] == "OnnxTransformerModel"
     for r in results.values():
         assert {"sentences_per_s", "p50_ms", "p95_ms", "load_s", "peak_rss_mb"} <= set(r)
         assert r["sentences_per_s"] > 0 and r["p50_ms"] <= r["p95_ms"]

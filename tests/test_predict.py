@@ -61,3 +61,34 @@ def test_unknown_and_untrained_models(tmp_path, trained_models):
         predict("x", model="transformer", models_dir=tmp_path)
     with pytest.raises(ModelNotTrainedError, match="make run"):
         predict("x", models_dir=tmp_path)
+
+
+def test_served_transformer_does_not_import_torch(trained_models):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.predictor import get_predictor; "
+        f"p = get_predictor('transformer', {str(trained_models)!r}); p.predict('Kyiv refused.'); "
+        "print(type(p.model).__name__, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["OnnxTransformerModel", "False", "False"], done.stderr[-2000:]
+
+
+def test_transformer_without_onnx_file_falls_back_to_pytorch(trained_models, tmp_path):
+    import shutil
+
+    from pipeline.config import CONFIG_DIR, SegmentConfig, load_config
+    from pipeline.models.onnx_runtime import ONNX_FILE
+    from pipeline.models.transformer import TransformerModel
+    from pipeline.predictor import Predictor
+
+    shutil.copytree(trained_models / "transformer", tmp_path / "transformer")
+    (tmp_path / "transformer" / ONNX_FILE).unlink()
+    segment = load_config(CONFIG_DIR / "segment.yaml", SegmentConfig)
+    with pytest.warns(UserWarning, match="retrain with `stance train transformer`"):
+        predictor = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="onnx")
+    assert isinstance(predictor.model, TransformerModel)
+    with pytest.raises(ValueError, match="onnx, torch"):
+        Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="tensorrt")

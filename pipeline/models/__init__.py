@@ -10,13 +10,14 @@ for importing torch.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from pipeline.labels import decode
+from pipeline.labels import ACTORS, STANCES, decode
 from pipeline.metrics import macro_f1
 
 MODEL_CLASSES = {
@@ -24,6 +25,10 @@ MODEL_CLASSES = {
     "transformer": ("pipeline.models.transformer", "TransformerModel"),
 }
 MODEL_NAMES = tuple(MODEL_CLASSES)
+# Every saved model directory has this file; a transformer's tokenizer and
+# encoder config sit in ENCODER_DIR beside its weights.
+META_FILE = "meta.json"
+ENCODER_DIR = "encoder"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,15 @@ def model_class(name: str) -> Any:
 def load_model(name: str, directory: str | Path) -> StanceModel:
     """Load the saved model `name` from `directory`."""
     return model_class(name).load(Path(directory))
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """A saved model's meta.json, refusing one whose label maps differ from pipeline.labels."""
+    meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+    for key, labels in (("actors", ACTORS), ("stances", STANCES)):
+        if key in meta and meta[key] != list(labels):
+            raise ValueError(f"{directory}: saved {key} {meta[key]} differ from pipeline.labels {list(labels)}")
+    return meta
 
 
 def validation_scores(proba: Probabilities, data: Sentences) -> dict[str, float]:

@@ -15,10 +15,9 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.config import BaselineConfig
 from pipeline.labels import ACTORS, STANCES
-from pipeline.models import Probabilities, Sentences, validation_scores
+from pipeline.models import META_FILE, Probabilities, Sentences, read_meta, validation_scores
 
 MODEL_FILE = "model.skops"
-META_FILE = "meta.json"
 FIELDS = ("actor", "stance")
 
 # The only types a saved baseline may contain. skops refuses anything else, so a
@@ -135,6 +134,6 @@ class BaselineModel:
             raise FileNotFoundError(f"no baseline model at {path}")
         model = cls()
         model.pipeline = sio.load(path, trusted=TRUSTED_TYPES)
-        meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+        meta = read_meta(directory)
         model.c, model.selection = meta["C"], meta["selection"]
         return model

@@ -24,11 +24,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, get_linear_schedu
 
 from pipeline.config import TransformerConfig
 from pipeline.labels import ACTORS, STANCES, encode
-from pipeline.models import Probabilities, Sentences, validation_scores
+from pipeline.models import ENCODER_DIR, META_FILE, Probabilities, Sentences, read_meta, validation_scores
 
 WEIGHTS_FILE = "model.safetensors"
-META_FILE = "meta.json"
-ENCODER_DIR = "encoder"
 PACKAGE_PREFIX = "package:"
 CONTEXTS = ("none", "previous")
 
@@ -72,13 +70,38 @@ class TwoHeadEncoder(nn.Module):
         self.actor_head = nn.Linear(hidden, len(ACTORS))
         self.stance_head = nn.Linear(hidden, len(STANCES))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled sentence embeddings (what the sentence-transformers checkpoint was trained with)."""
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
         mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-        # Mean pooling is what the sentence-transformers checkpoint was trained with.
-        pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        pooled = self.dropout(pooled)
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.dropout(self.embed(input_ids, attention_mask, **extra))
         return self.actor_head(pooled), self.stance_head(pooled)
+
+
+def contrastive_pairs(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` (anchor, other, same-label) triples, half positive and half negative.
+
+    As in SetFit, positives and negatives are balanced whatever the class sizes;
+    a label with a single example yields no positive, so its anchor is drawn again.
+    """
+    by_label = {label: np.flatnonzero(labels == label) for label in np.unique(labels)}
+    pairs = []
+    while len(pairs) < count:
+        anchor = int(rng.integers(len(labels)))
+        same = by_label[labels[anchor]]
+        if len(pairs) % 2 == 0:
+            if len(same) < 2:
+                continue
+            other = int(rng.choice(same[same != anchor]))
+        else:
+            other = int(rng.integers(len(labels)))
+            if labels[other] == labels[anchor]:
+                continue
+        pairs.append((anchor, other, int(labels[other] == labels[anchor])))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 3)
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int) -> list[np.ndarray]:
@@ -198,6 +221,8 @@ class TransformerModel:
         total = steps_per_epoch * config.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
         actor_loss, stance_loss = self._losses(config.class_weighting, data)
+        if config.contrastive_pairs > 0:
+            self._contrastive_pretrain(data, config, rng)
 
         best_score, best_state, stale = -1.0, None, 0
         for epoch in range(1, config.epochs + 1):
@@ -230,6 +255,32 @@ class TransformerModel:
             self.network.load_state_dict(best_state)
         return self
 
+    def _contrastive_pretrain(self, data: dict[str, list[Any]], config: TransformerConfig, rng: np.random.Generator) -> None:
+        """SetFit's first phase: tune the encoder so that sentences with the same
+        (actor, stance) label embed close together (cosine-similarity loss)."""
+        assert self.network is not None
+        joint = np.asarray(data["actor_label"]) * len(STANCES) + np.asarray(data["stance_label"])
+        pairs = contrastive_pairs(joint, config.contrastive_pairs, rng)
+        optimizer = torch.optim.AdamW(self.network.encoder.parameters(), lr=config.contrastive_learning_rate, weight_decay=config.weight_decay)
+        steps = math.ceil(len(pairs) / config.batch_size)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+        self.network.train()
+        running = 0.0
+        bar = tqdm(range(0, len(pairs), config.batch_size), desc="contrastive", mininterval=2.0)
+        for step, start in enumerate(bar, start=1):
+            chunk = pairs[start : start + config.batch_size]
+            (left,), (right,) = self._batches(data, [chunk[:, 0]]), self._batches(data, [chunk[:, 1]])
+            embedded = [self.network.embed(**{k: v for k, v in side.items() if not k.endswith("_label")}) for side in (left, right)]
+            similarity = torch.cosine_similarity(*embedded)
+            loss = nn.functional.mse_loss(similarity, torch.as_tensor(chunk[:, 2], dtype=similarity.dtype, device=self.device))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.encoder.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            bar.set_postfix(loss=f"{running / step:.4f}")
+
     # -- inference --------------------------------------------------------
     @torch.inference_mode()
     def predict_proba(self, sentences: Sentences, batch_size: int | None = None) -> Probabilities:
@@ -257,40 +308,10 @@ class TransformerModel:
         self.network.train(was_training)
         return Probabilities(actor=actor, stance=stance)
 
-    # Attention projections stay fp32: quantizing their activations per batch cost
-    # about 0.02 test stance macro-F1; the feed-forward and output layers, which hold
-    # most of the compute, lose nothing measurable (bench/predict_speed.py).
-    FP32_LAYERS = ("query", "key", "value")
-
-    def quantize(self) -> "TransformerModel":
-        """Swap the encoder's feed-forward and output linear layers for dynamic int8 ones.
-
-        Per-channel int8 weights, activations quantized on the fly; CPU inference
-        only, training is unaffected. The heads and the attention projections stay fp32.
-        """
-        if self.network is None:
-            raise RuntimeError("TransformerModel is not fitted")
-        import warnings
-
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        encoder = self.network.encoder.to("cpu").eval()
-        layers = {
-            name: per_channel_dynamic_qconfig
-            for name, module in encoder.named_modules()
-            if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] not in self.FP32_LAYERS
-        }
-        with warnings.catch_warnings():
-            # torch deprecates the quantized tensor API it still uses internally here.
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.network.encoder = quantize_dynamic(encoder, qconfig_spec=layers, dtype=torch.qint8)
-        self.network.to("cpu").eval()
-        self.device = torch.device("cpu")
-        return self
-
     # -- persistence ------------------------------------------------------
     def save(self, directory: Path) -> None:
+        """Weights (safetensors), encoder config, tokenizer and label maps; plus
+        model.onnx, the CPU serving form, when the config's `onnx_export` is set."""
         if self.network is None or self.config is None:
             raise RuntimeError("TransformerModel is not fitted")
         directory = Path(directory)
@@ -312,15 +333,17 @@ class TransformerModel:
             "history": self.history,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if self.config.onnx_export:
+            from pipeline.models import onnx_runtime
+
+            onnx_runtime.export(directory, self.config.onnx_opset, self.config.onnx_quantize)
 
     @classmethod
     def load(cls, directory: Path, device: str = "auto") -> "TransformerModel":
         directory = Path(directory)
         if not (directory / WEIGHTS_FILE).exists():
             raise FileNotFoundError(f"no transformer model at {directory / WEIGHTS_FILE}")
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        if meta["actors"] != list(ACTORS) or meta["stances"] != list(STANCES):
-            raise ValueError(f"{directory}: saved label maps differ from pipeline.labels")
+        meta = read_meta(directory)
         model = cls()
         model.max_length, model.context = meta["max_length"], meta["context"]
         model.eval_batch_size = meta.get("eval_batch_size")

@@ -25,7 +25,7 @@ CONFIGS: dict[str, tuple[str, type]] = {
 RUN_FILE = "mlflow_run.json"
 # Requirements of the served pyfunc; the environment is the project's own
 # (`--env-manager local`), so these document rather than install.
-SERVING_REQUIREMENTS = ["mlflow", "scikit-learn", "skops", "torch", "transformers", "pysbd", "pyyaml", "pandas"]
+SERVING_REQUIREMENTS = ["mlflow", "scikit-learn", "skops", "onnxruntime", "tokenizers", "torch", "transformers", "pysbd", "pyyaml", "pandas"]
 EXAMPLE_TEXT = "The Kremlin rejected the proposal. Kyiv said it was ready for talks."
 
 
