@@ -3,12 +3,12 @@
 Each system is measured in its own process, so load time and peak memory belong
 to it alone. Systems:
   baseline                     the served TF-IDF model (pipeline.predictor)
-  transformer                  the served transformer (pipeline.predictor, with the runtime
-                               configs/predict.yaml names: by default model.onnx on ONNX
-                               Runtime, fused attention, int8 feed-forward layers,
-                               length-sorted batches)
-  transformer_onnx_fp32        the same served path on an ONNX export without int8, to
-                               show what graph fusion gives alone
+  transformer                  the served transformer (pipeline.predictor with the runtime
+                               configs/predict.yaml names; `auto` is bfloat16 PyTorch on
+                               a CPU with native bf16, length-sorted batches)
+  transformer_onnx             the same served path on model.onnx (ONNX Runtime, fused fp32)
+  transformer_onnx_int8        the same on an int8 export (dynamic quantization of the
+                               feed-forward layers), to show what int8 gains and costs
   transformer_fp32_reference   the same weights as plain PyTorch fp32, batches of
                                `reference_batch_size` in input order
 Speed-ups are ratios to the reference measured in the same run, so they survive a
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-SYSTEMS = ("baseline", "transformer", "transformer_onnx_fp32", "transformer_fp32_reference")
+SYSTEMS = ("baseline", "transformer", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference")
 
 
 def _peak_rss_mb() -> float:
@@ -54,7 +54,13 @@ def _reference_predict(model: Any, texts: list[str], batch_size: int) -> tuple[n
     return np.concatenate(actor), np.concatenate(stance)
 
 
-def worker(system: str, models: Path, data: Path, configs: Path, fp32_export: Path) -> dict[str, Any]:
+def runtime_name(model: Any) -> str:
+    """The model class, and for PyTorch the weights' dtype."""
+    network = getattr(model, "network", None)
+    return type(model).__name__ + (f" {next(network.parameters()).dtype}" if network is not None else "")
+
+
+def worker(system: str, models: Path, data: Path, configs: Path, int8_export: Path) -> dict[str, Any]:
     """Measure one system in this process."""
     import pyarrow.parquet as pq
 
@@ -82,23 +88,18 @@ def worker(system: str, models: Path, data: Path, configs: Path, fp32_export: Pa
 
         batch_sizes: tuple[int, ...] = (bench.reference_batch_size,)
         served_batch = bench.reference_batch_size
-    elif system == "transformer_onnx_fp32":
-        from pipeline.config import SegmentConfig
-        from pipeline.models.onnx_runtime import OnnxTransformerModel
-        from pipeline.predictor import Predictor
-
-        segment = load_config(configs / "segment.yaml", SegmentConfig)
-        predictor = Predictor(OnnxTransformerModel.load(fp32_export), segment, served_batch, system)
-
-        def run(items: list[str], batch_size: int) -> tuple[list[str], list[str]]:
-            results = predictor.predict(items, split_sentences=False, batch_size=batch_size)
-            return [r.actor for r in results], [r.stance for r in results]
-
-        batch_sizes = bench.batch_sizes
     else:
-        from pipeline.predictor import get_predictor
+        if system.startswith("transformer_onnx"):
+            from pipeline.config import SegmentConfig
+            from pipeline.predictor import Predictor
 
-        predictor = get_predictor(system, models, configs)
+            segment = load_config(configs / "segment.yaml", SegmentConfig)
+            source = int8_export if system == "transformer_onnx_int8" else models / "transformer"
+            predictor = Predictor.from_model_dir(source, segment, served_batch, system, runtime="onnx")
+        else:
+            from pipeline.predictor import get_predictor
+
+            predictor = get_predictor(system, models, configs)
 
         def run(items: list[str], batch_size: int) -> tuple[list[str], list[str]]:
             # The whole served path: cleaning, batching, rule 9, result objects.
@@ -135,7 +136,7 @@ def worker(system: str, models: Path, data: Path, configs: Path, fp32_export: Pa
         "peak_rss_mb": peak_served,
         "peak_rss_mb_any_batch": _peak_rss_mb(),
         "served_batch_size": served_batch,
-        "runtime": type(model if system == "transformer_fp32_reference" else predictor.model).__name__,
+        "runtime": runtime_name(model if system == "transformer_fp32_reference" else predictor.model),
         "test_stance_macro_f1": macro_f1(list(test["stance"]), stances, "stance"),
         "test_actor_macro_f1": macro_f1(list(test["actor"]), actors, "actor"),
     }
@@ -162,27 +163,27 @@ def main() -> None:
     parser.add_argument("--out", default="reports/predict_speed.json")
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
-    parser.add_argument("--fp32-export", help=argparse.SUPPRESS)
+    parser.add_argument("--int8-export", help=argparse.SUPPRESS)
     args = parser.parse_args()
     paths = [Path(args.models), Path(args.data), Path(args.configs)]
     if args.worker:
-        print(json.dumps(worker(args.worker, *paths, Path(args.fp32_export))))
+        print(json.dumps(worker(args.worker, *paths, Path(args.int8_export))))
         return
     from pipeline.config import TransformerConfig, load_config
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_export = Path(tmp) / "transformer"
-        if "transformer_onnx_fp32" in args.systems:
+        int8_export = Path(tmp) / "transformer"
+        if "transformer_onnx_int8" in args.systems:
             # Exported in a process of its own, so no worker's memory includes torch's export.
-            shutil.copytree(Path(args.models) / "transformer", fp32_export)
-            code = "import sys; from pipeline.models.onnx_runtime import export; export(sys.argv[1], int(sys.argv[2]), False)"
+            shutil.copytree(Path(args.models) / "transformer", int8_export)
+            code = "import sys; from pipeline.models.onnx_runtime import export; export(sys.argv[1], int(sys.argv[2]), True)"
             opset = str(load_config(Path(args.configs) / "transformer.yaml", TransformerConfig).onnx_opset)
-            subprocess.run([sys.executable, "-c", code, str(fp32_export), opset], check=True, capture_output=True)
+            subprocess.run([sys.executable, "-c", code, str(int8_export), opset], check=True, capture_output=True)
         for system in args.systems:
             done = subprocess.run(
                 [sys.executable, __file__, "--worker", system, "--models", args.models, "--data", args.data,
-                 "--configs", args.configs, "--fp32-export", str(fp32_export)],
+                 "--configs", args.configs, "--int8-export", str(int8_export)],
                 capture_output=True,
                 text=True,
             )

@@ -100,21 +100,13 @@ def article_subset(data: dict[str, list[Any]], fraction: float, seed: int) -> di
     return select_articles(data, {ids[i] for i in picked})
 
 
-# A cached run is reused only while the model code and the pipeline's decoding are unchanged.
-CODE_FILES = ("pipeline/models/*.py", "pipeline/labels.py", "pipeline/corpus.py")
+def run_key(spec: dict[str, Any], train: dict, validation: dict, test: dict) -> str:
+    """Names one training run by what is trained (its config) and on which sentences.
 
-
-def code_version(root: Path) -> str:
-    digest = hashlib.sha256()
-    for pattern in CODE_FILES:
-        for path in sorted(root.glob(pattern)):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def run_key(spec: dict[str, Any], train: dict, validation: dict, test: dict, code: str) -> str:
-    """Names one training run: what is trained (config), on which sentences, by which code."""
-    payload = {"spec": spec, "code": code, **{n: d["id"] for n, d in (("train", train), ("validation", validation), ("test", test))}}
+    Like DVC's run cache it does not see code: after changing how a model trains,
+    run with --no-cache (or delete reports/benchmark/cache).
+    """
+    payload = {"spec": spec, **{n: d["id"] for n, d in (("train", train), ("validation", validation), ("test", test))}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -307,7 +299,6 @@ def main() -> None:
     configs, reports = Path(args.configs), Path(args.reports)
     figures = reports / "benchmark"
     cache_dir = None if args.no_cache else figures / "cache"
-    code = code_version(Path(__file__).resolve().parent.parent)
     bench = load_config(configs / "benchmark.yaml", BenchmarkConfig)
     baseline_config = load_config(configs / "baseline.yaml", BaselineConfig)
     transformer_config = load_config(configs / "transformer.yaml", TransformerConfig)
@@ -315,6 +306,7 @@ def main() -> None:
     splits = {name: as_columns(d) for name, d in load_splits(args.data).items()}
 
     seeds, fractions, ideas = bench.seeds, bench.learning_curve_fractions, dict(bench.ideas)
+    transformer_config = dataclasses.replace(transformer_config, **bench.transformer)
     cutoff = bench.temporal_cutoff
     if args.quick:
         q = bench.quick
@@ -326,6 +318,9 @@ def main() -> None:
         dates = sorted(set(d for data in splits.values() for d in data["date"]))
         cutoff = dates[len(dates) // 2]  # the fixed cutoff may leave a tiny pool one-sided
     train, validation, test = splits["train"], splits["validation"], splits["test"]
+    # An idea may run on fewer seeds (`seeds: N` among its overrides: the first N).
+    ideas = {name: dict(overrides) for name, overrides in ideas.items()}
+    idea_seeds = {name: overrides.pop("seeds") for name, overrides in ideas.items() if "seeds" in overrides}
 
     Maker = tuple[dict[str, Any], Callable[[], Any]]  # (what is trained, for the cache key; how)
 
@@ -339,7 +334,7 @@ def main() -> None:
 
     def fit(maker: Maker, t_train: dict, t_val: dict, t_test: dict) -> dict[str, Any]:
         spec, make = maker
-        cache = cache_dir / run_key(spec, t_train, t_val, t_test, code) if cache_dir else None
+        cache = cache_dir / run_key(spec, t_train, t_val, t_test) if cache_dir else None
         return run_system(make, t_train, t_val, t_test, cache)
 
     embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size)
@@ -349,7 +344,8 @@ def main() -> None:
         "frozen_embeddings_lr": ("reference", [({"model": "embedding", **dataclasses.asdict(bench.embedding), "seed": seeds[0]}, lambda: embedding)]),
         "baseline": ("model", [baseline(s) for s in seeds]),
         "transformer": ("model", [transformer(s) for s in seeds]),
-        **{f"transformer+{name}": ("idea", [transformer(s, **overrides) for s in seeds]) for name, overrides in ideas.items()},
+        **{f"transformer+{name}": ("idea", [transformer(s, **overrides) for s in seeds[: idea_seeds.get(name, len(seeds))]])
+           for name, overrides in ideas.items()},
     }
     runs: dict[str, list[dict[str, Any]]] = {}
     systems: dict[str, dict[str, Any]] = {}

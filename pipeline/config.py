@@ -229,5 +229,6 @@ class BenchmarkConfig:
     abstention_thresholds: tuple[float, ...]
     error_examples: int
     embedding: EmbeddingConfig
+    transformer: dict[str, Any]
     ideas: dict[str, dict[str, Any]]
     quick: QuickConfig

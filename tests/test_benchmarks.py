@@ -47,8 +47,8 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"baseline", "transformer", "transformer_onnx_fp32", "transformer_fp32_reference"}
-    assert results["transformer"]["runtime"] == "OnnxTransformerModel"
+    assert set(results) == {"baseline", "transformer", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference"}
+    assert results["transformer_onnx"]["runtime"] == "OnnxTransformerModel"
     for r in results.values():
         assert {"sentences_per_s", "p50_ms", "p95_ms", "load_s", "peak_rss_mb"} <= set(r)
         assert r["sentences_per_s"] > 0 and r["p50_ms"] <= r["p95_ms"]

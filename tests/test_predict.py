@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from pipeline.predictor import ModelNotTrainedError, get_predictor, predict
 
@@ -63,13 +64,16 @@ def test_unknown_and_untrained_models(tmp_path, trained_models):
         predict("x", models_dir=tmp_path)
 
 
-def test_served_transformer_does_not_import_torch(trained_models):
+def test_onnx_runtime_does_not_import_torch(trained_models):
     import subprocess
     import sys
 
     code = (
-        "import sys; from pipeline.predictor import get_predictor; "
-        f"p = get_predictor('transformer', {str(trained_models)!r}); p.predict('Kyiv refused.'); "
+        "import sys; from pipeline.config import CONFIG_DIR, SegmentConfig, load_config; "
+        "from pipeline.predictor import Predictor; "
+        "segment = load_config(CONFIG_DIR / 'segment.yaml', SegmentConfig); "
+        f"p = Predictor.from_model_dir({str(trained_models / 'transformer')!r}, segment, 8, runtime='onnx'); "
+        "p.predict('Kyiv refused.'); "
         "print(type(p.model).__name__, 'torch' in sys.modules, 'transformers' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -90,5 +94,8 @@ def test_transformer_without_onnx_file_falls_back_to_pytorch(trained_models, tmp
     with pytest.warns(UserWarning, match="retrain with `stance train transformer`"):
         predictor = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="onnx")
     assert isinstance(predictor.model, TransformerModel)
-    with pytest.raises(ValueError, match="onnx, torch"):
+    with pytest.raises(ValueError, match="auto, torch_bf16, onnx, torch"):
         Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="tensorrt")
+    bf16 = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="torch_bf16")
+    assert next(bf16.model.network.parameters()).dtype == torch.bfloat16
+    assert bf16.predict("Kyiv refused. Moscow warned.")[1].sentence == "Moscow warned."
