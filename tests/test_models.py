@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from pipeline.models import load_model, model_class
 from pipeline.models.baseline import MODEL_FILE, BaselineModel
