@@ -1,4 +1,4 @@
-"""The fine-tuned transformer in its CPU serving form: ONNX Runtime, int8 where it is safe.
+"""The fine-tuned transformer in its CPU serving form: ONNX Runtime, fp32 by default.
 
 `export` turns a saved transformer directory (safetensors weights, the source of
 truth) into `model.onnx` beside it: the network is traced with eager attention so
