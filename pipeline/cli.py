@@ -71,7 +71,7 @@ def _read_text_file(path: Path) -> str:
         raise InputError(f"{path}:{line}: not valid UTF-8 (byte {err.start})") from None
 
 
-def _jsonl_items(name: str, text: str, field: str) -> Iterator[str]:
+def _jsonl_items(name: str, text: str, field: str, title_field: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -83,32 +83,39 @@ def _jsonl_items(name: str, text: str, field: str) -> Iterator[str]:
             raise InputError(f"{name}:{number}: no {field!r} field")
         if not isinstance(obj[field], str):
             raise InputError(f"{name}:{number}: field {field!r} must be a string, got {type(obj[field]).__name__}")
-        yield obj[field]
+        title = obj.get(title_field)
+        if title is not None and not isinstance(title, str):
+            raise InputError(f"{name}:{number}: field {title_field!r} must be a string or null, got {type(title).__name__}")
+        yield {"text": obj[field], "title": title}
 
 
-def read_inputs(files: Sequence[str], text: str | None, field: str, stdin: TextIO) -> list[tuple[str, str]]:
-    """(source name, text) for each item: --text, then files (`-` is stdin).
+def read_inputs(
+    files: Sequence[str], text: str | None, field: str, stdin: TextIO, title_field: str = "title"
+) -> list[tuple[str, dict[str, Any]]]:
+    """(source name, {"text", "title"}) for each item: --text, then files (`-` is stdin).
+
+    A .jsonl line's title is its `title_field`, when present; other items have none.
 
     Everything is read and checked before any prediction, so a bad file fails
     the command before output is written.
     """
-    items: list[tuple[str, str]] = []
+    items: list[tuple[str, dict[str, Any]]] = []
     if text is not None:
-        items.append(("--text", text))
+        items.append(("--text", {"text": text, "title": None}))
     for name in files:
         if name == "-":
             try:
                 content = stdin.buffer.read().decode("utf-8") if hasattr(stdin, "buffer") else stdin.read()
             except UnicodeDecodeError as err:
                 raise InputError(f"<stdin>: not valid UTF-8 (byte {err.start})") from None
-            items.append(("<stdin>", content))
+            items.append(("<stdin>", {"text": content, "title": None}))
             continue
         path = Path(name)
         content = _read_text_file(path)
         if path.suffix == ".jsonl":
-            items.extend((f"{name}:{k}", t) for k, t in enumerate(_jsonl_items(name, content, field), start=1))
+            items.extend((f"{name}:{k}", t) for k, t in enumerate(_jsonl_items(name, content, field, title_field), start=1))
         else:
-            items.append((name, content))
+            items.append((name, {"text": content, "title": None}))
     if not items:
         raise InputError("nothing to predict: give files, '-' for stdin, or --text")
     return items
@@ -147,10 +154,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from pipeline import atomic
     from pipeline.predictor import get_predictor
 
-    items = read_inputs(args.files, args.text, args.field, sys.stdin)
+    items = read_inputs(args.files, args.text, args.field, sys.stdin, args.title_field)
     predictor = get_predictor(args.model, args.models)
     sources = [name for name, _ in items]
-    results = predictor.predict_iter([t for _, t in items], split_sentences=not args.no_split, batch_size=args.batch_size)
+    results = predictor.predict_iter(
+        [item for _, item in items], split_sentences=not args.no_split, batch_size=args.batch_size, title=args.title
+    )
     if args.output:
         with atomic.atomic_path(args.output) as tmp, tmp.open("w", encoding="utf-8", newline="") as out:
             _write_results(results, sources, args.format, out)
@@ -201,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help=".txt/.md (one item per file), .jsonl (one item per line), or - for stdin")
     p.add_argument("--text", help="a literal text to predict")
     p.add_argument("--field", default="text", help="the text field of .jsonl input (default: text)")
+    p.add_argument("--title-field", default="title", help="the article-title field of .jsonl input, used when present (default: title)")
+    p.add_argument("--title", help="the article title, for items that carry none (a title-reading transformer is more accurate with it)")
     p.add_argument("--model", default="champion", help=f"champion (default) or one of: {', '.join(MODEL_NAMES)}")
     p.add_argument("--models", default=None, help="directory of trained models (default: the project's models/)")
     p.add_argument("--format", choices=FORMATS, default="table")

@@ -115,6 +115,7 @@ class TrackingConfig:
 class PredictConfig:
     batch_size: int
     transformer_runtime: str
+    baseline_word_cache: int
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -189,6 +190,8 @@ def to_flat_dict(config: Any, prefix: str = "") -> dict[str, Any]:
 @dataclass(frozen=True)
 class BenchConfig:
     sentences: int
+    repeats: int
+    articles: int
     batch_sizes: tuple[int, ...]
     reference_batch_size: int
     latency_calls: int

@@ -7,7 +7,7 @@ import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -67,18 +67,32 @@ def _as_text(item: Any, position: int) -> str:
     raise TypeError(f"item {position}: expected str (or UTF-8 bytes), got {type(item).__name__}")
 
 
-def _items(text: Any) -> Iterator[str]:
+def _item(item: Any, position: int, title: str | None) -> tuple[str, str]:
+    """(text, title) of one input item: a str, UTF-8 bytes, or a mapping with "text" and optional "title"."""
+    if isinstance(item, Mapping):
+        if "text" not in item:
+            raise TypeError(f"item {position}: a mapping needs a 'text' key (and may have a 'title'), got keys {sorted(map(str, item))}")
+        own = item.get("title")
+        if own is not None and not isinstance(own, str):
+            raise TypeError(f"item {position}: 'title' must be a str or None, got {type(own).__name__}")
+        return _as_text(item["text"], position), own if own is not None else (title or "")
+    return _as_text(item, position), title or ""
+
+
+def _items(text: Any, title: str | None = None) -> Iterator[tuple[str, str]]:
     if text is None:
         raise TypeError("text must be a str, bytes or an iterable of them, got None")
-    if isinstance(text, (str, bytes, bytearray)):
-        yield _as_text(text, 0)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
+    if isinstance(text, (str, bytes, bytearray, Mapping)):
+        yield _item(text, 0, title)
         return
     try:
         iterator = iter(text)
     except TypeError:
         raise TypeError(f"text must be a str, bytes or an iterable of them, got {type(text).__name__}") from None
     for position, item in enumerate(iterator):
-        yield _as_text(item, position)
+        yield _item(item, position, title)
 
 
 class Predictor:
@@ -92,12 +106,19 @@ class Predictor:
 
     @classmethod
     def from_model_dir(
-        cls, model_dir: str | Path, segment: SegmentConfig, batch_size: int, name: str = "", runtime: str = "torch"
+        cls,
+        model_dir: str | Path,
+        segment: SegmentConfig,
+        batch_size: int,
+        name: str = "",
+        runtime: str = "torch",
+        baseline_word_cache: int = 0,
     ) -> "Predictor":
         """Load whichever model kind is saved in `model_dir`.
 
         `runtime` picks the transformer's engine (see RUNTIMES). "onnx" falls back
         to PyTorch, with a warning, for a model saved without a model.onnx.
+        `baseline_word_cache` bounds the baseline's per-word feature cache.
         """
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown transformer runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
@@ -126,7 +147,9 @@ class Predictor:
                     "predicting with PyTorch, which is slower; retrain with `stance train transformer` to get it",
                     stacklevel=2,
                 )
-        return cls(model or load_model(kind, model_dir), segment, batch_size, name or kind)
+        if model is None:
+            model = load_model(kind, model_dir, **({"word_cache": baseline_word_cache} if kind == "baseline" else {}))
+        return cls(model, segment, batch_size, name or kind)
 
     def _sentences(self, text: str, split: bool) -> list[str]:
         if not split:
@@ -139,28 +162,31 @@ class Predictor:
             max_sentence_chars=self.segment.max_sentence_chars,
         )
 
-    def _flush(self, pending: list[tuple[int, int, str, str]], batch_size: int) -> Iterator[SentencePrediction]:
+    def _flush(self, pending: list[tuple[int, int, str, str, str]], batch_size: int) -> Iterator[SentencePrediction]:
         proba = self.model.predict_proba(
-            {"text": [p[2] for p in pending], "prev_text": [p[3] for p in pending]}, batch_size=batch_size
+            {"text": [p[2] for p in pending], "prev_text": [p[3] for p in pending], "title": [p[4] for p in pending]},
+            batch_size=batch_size,
         )
         actors, stances = decode(proba.actor, proba.stance)
         actor_p, stance_p = joint_probabilities(proba.actor, proba.stance)
-        for k, (item, index, sentence, _) in enumerate(pending):
-            a, s = ACTORS.index(actors[k]), STANCES.index(stances[k])
+        # Converted once per batch: per-sentence numpy calls cost more than the baseline's features.
+        actor_rows, stance_rows = actor_p.tolist(), stance_p.tolist()
+        actor_rounded, stance_rounded = np.round(actor_p, 6).tolist(), np.round(stance_p, 6).tolist()
+        for k, (item, index, sentence, _, _) in enumerate(pending):
             yield SentencePrediction(
                 item=item,
                 sentence_index=index,
                 sentence=sentence,
                 actor=actors[k],
                 stance=stances[k],
-                actor_probability=float(actor_p[k, a]),
-                stance_probability=float(stance_p[k, s]),
-                actor_probabilities={label: float(v) for label, v in zip(ACTORS, np.round(actor_p[k], 6))},
-                stance_probabilities={label: float(v) for label, v in zip(STANCES, np.round(stance_p[k], 6))},
+                actor_probability=actor_rows[k][ACTORS.index(actors[k])],
+                stance_probability=stance_rows[k][STANCES.index(stances[k])],
+                actor_probabilities=dict(zip(ACTORS, actor_rounded[k])),
+                stance_probabilities=dict(zip(STANCES, stance_rounded[k])),
             )
 
     def predict_iter(
-        self, text: Any, split_sentences: bool = True, batch_size: int | None = None
+        self, text: Any, split_sentences: bool = True, batch_size: int | None = None, title: str | None = None
     ) -> Iterator[SentencePrediction]:
         """Like `predict`, but yields results as batches complete (bounded memory)."""
         batch_size = batch_size or self.batch_size
@@ -169,11 +195,12 @@ class Predictor:
         # Sentences are gathered across items into chunks of a few batches, so a
         # stream of short items still fills batches and memory stays bounded.
         chunk = batch_size * 8
-        pending: list[tuple[int, int, str, str]] = []
-        for item, text_item in enumerate(_items(text)):
+        pending: list[tuple[int, int, str, str, str]] = []
+        for item, (text_item, item_title) in enumerate(_items(text, title)):
             previous = ""
+            item_title = clean_text(item_title).strip()
             for index, sentence in enumerate(self._sentences(text_item, split_sentences)):
-                pending.append((item, index, sentence, previous))
+                pending.append((item, index, sentence, previous, item_title))
                 previous = sentence
                 if len(pending) >= chunk:
                     yield from self._flush(pending, batch_size)
@@ -181,9 +208,11 @@ class Predictor:
         if pending:
             yield from self._flush(pending, batch_size)
 
-    def predict(self, text: Any, split_sentences: bool = True, batch_size: int | None = None) -> list[SentencePrediction]:
+    def predict(
+        self, text: Any, split_sentences: bool = True, batch_size: int | None = None, title: str | None = None
+    ) -> list[SentencePrediction]:
         """Predict actor and stance for every sentence of `text` (see `pipeline.predict`)."""
-        return list(self.predict_iter(text, split_sentences, batch_size))
+        return list(self.predict_iter(text, split_sentences, batch_size, title))
 
 
 _PREDICTORS: dict[tuple[str, str], Predictor] = {}
@@ -214,7 +243,7 @@ def get_predictor(model: str = CHAMPION, models_dir: str | Path | None = None, c
             settings = load_config(config_dir / "predict.yaml", PredictConfig)
             try:
                 _PREDICTORS[key] = Predictor.from_model_dir(
-                    models_dir / name, segment, settings.batch_size, name, settings.transformer_runtime
+                    models_dir / name, segment, settings.batch_size, name, settings.transformer_runtime, settings.baseline_word_cache
                 )
             except ModelNotTrainedError:
                 raise ModelNotTrainedError(
@@ -224,20 +253,24 @@ def get_predictor(model: str = CHAMPION, models_dir: str | Path | None = None, c
 
 
 def predict(
-    text: str | bytes | Iterable[str | bytes],
+    text: str | bytes | Mapping[str, Any] | Iterable[str | bytes | Mapping[str, Any]],
     model: str = CHAMPION,
     split_sentences: bool = True,
     batch_size: int | None = None,
     models_dir: str | Path | None = None,
+    title: str | None = None,
 ) -> list[SentencePrediction]:
     """Actor and stance for every sentence of `text`.
 
     `text` is one string (a sentence or a whole article) or an iterable of them;
     each is split into sentences unless `split_sentences=False`, which treats
-    each item as one sentence. `model` is "champion" (the evaluate stage's pick),
+    each item as one sentence. An item may also be a mapping {"text": ...,
+    "title": ...}: a transformer trained with `context: title` reads every
+    sentence with its article's title, and is more accurate when it gets one;
+    `title` is the title for items that carry none. Other models ignore titles. `model` is "champion" (the evaluate stage's pick),
     "baseline" or "transformer"; it is loaded once and reused. Results come one
     per sentence, in input order, each naming its source `item`. The actor is
     `none` exactly when the stance is `none`: the stance head decides whether a
     sentence holds a stance, the actor head whose it is (see labels.decode).
     """
-    return get_predictor(model, models_dir).predict(text, split_sentences, batch_size)
+    return get_predictor(model, models_dir).predict(text, split_sentences, batch_size, title)

@@ -26,13 +26,19 @@ class StancePyfunc(PythonModel):
         segment = load_config(context.artifacts["segment_config"], SegmentConfig)
         settings = load_config(context.artifacts["predict_config"], PredictConfig)
         self.predictor = Predictor.from_model_dir(
-            context.artifacts["model_dir"], segment, settings.batch_size, runtime=settings.transformer_runtime
+            context.artifacts["model_dir"],
+            segment,
+            settings.batch_size,
+            runtime=settings.transformer_runtime,
+            baseline_word_cache=settings.baseline_word_cache,
         )
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
             column = "text" if "text" in model_input.columns else model_input.columns[0]
-            texts = model_input[column].tolist()
+            titles = model_input["title"].tolist() if "title" in model_input.columns else [None] * len(model_input)
+            # A missing title arrives as None or NaN, depending on the payload.
+            texts: list[Any] = [{"text": t, "title": h if isinstance(h, str) else None} for t, h in zip(model_input[column].tolist(), titles)]
         elif isinstance(model_input, str):
             texts = [model_input]
         else:

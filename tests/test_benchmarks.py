@@ -37,7 +37,7 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     configs = tmp_path / "configs"
     shutil.copytree(root / "configs", configs)
     bench = yaml.safe_load((configs / "bench.yaml").read_text())
-    bench.update(sentences=40, batch_sizes=[8, 32], latency_calls=5, warmup_calls=1)
+    bench.update(sentences=40, repeats=1, articles=2, batch_sizes=[8, 32], latency_calls=5, warmup_calls=1)
     (configs / "bench.yaml").write_text(yaml.safe_dump(bench))
     out = tmp_path / "speed.json"
     done = subprocess.run(
@@ -52,3 +52,45 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     for r in results.values():
         assert {"sentences_per_s", "p50_ms", "p95_ms", "load_s", "peak_rss_mb"} <= set(r)
         assert r["sentences_per_s"] > 0 and r["p50_ms"] <= r["p95_ms"]
+    assert results["baseline"]["articles"] == 2 and results["baseline"]["article_sentences"] > 2
+
+
+def test_an_idea_is_kept_only_when_it_beats_its_reference_on_validation():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("quality_bench", ROOT / "bench" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+
+    def runs(*values):
+        return [{"validation": {"validation_stance_macro_f1": v}} for v in values]
+
+    all_runs = {
+        "transformer": runs(0.50, 0.52, 0.54),
+        "transformer+longer": runs(0.56, 0.56, 0.56),
+        "transformer+one_seed": runs(0.51),  # compared with the first seed only (0.50)
+        "transformer+both": runs(0.55, 0.55, 0.55),  # beats plain (0.52), not longer (0.56)
+    }
+    systems = {name: {"kind": "idea", "validation_stance_macro_f1": sum(r["validation"]["validation_stance_macro_f1"] for r in rs) / len(rs)}
+               for name, rs in all_runs.items() if name != "transformer"}
+    quality.mark_kept(systems, all_runs, {"transformer+both": "transformer+longer"})
+    assert systems["transformer+longer"]["kept"] == "yes"
+    assert systems["transformer+one_seed"]["kept"] == "yes" and systems["transformer+one_seed"]["validation_reference"] == 0.50
+    assert systems["transformer+both"]["kept"] == "no" and systems["transformer+both"]["compared_with"] == "transformer+longer"
+    assert quality.kept_cell(systems["transformer+both"]) == "no (vs transformer+longer 0.560)"
+
+
+def test_title_ablation_runs_and_a_titleless_model_ignores_titles(project, tmp_path):
+    root, env = project
+    out = tmp_path / "ablation.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "title_ablation.py"), "--models", str(root / "models"),
+         "--data", str(root / "data" / "prepared"), "--out", str(out)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert set(results) == {"validation_with_titles", "validation_titles_blanked", "test_with_titles", "test_titles_blanked"}
+    if report["model_context"] != "title":
+        assert results["test_with_titles"] == results["test_titles_blanked"]

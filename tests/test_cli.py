@@ -71,3 +71,12 @@ def test_untrained_and_unknown_model(tmp_path, capsys):
 def test_nothing_to_predict(run):
     code, _, err = run()
     assert code == 2 and "nothing to predict" in err
+
+
+def test_titles_from_jsonl_and_the_title_option(run, tmp_path):
+    (tmp_path / "t.jsonl").write_text('{"text": "Trump offered talks.", "title": "Talks offered"}\n{"text": "Kyiv refused.", "title": null}\n')
+    code, out, _ = run(str(tmp_path / "t.jsonl"), "--format", "jsonl", "--title", "Default title")
+    assert code == 0 and len(out.splitlines()) == 2
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "title": 5}\n')
+    code, out, err = run(str(tmp_path / "bad.jsonl"))
+    assert code == 2 and "bad.jsonl:1: field 'title' must be a string or null" in err

@@ -55,15 +55,19 @@ def test_transformer_training_is_repeatable(rows):
     np.testing.assert_allclose(a.predict_proba(validation).stance, b.predict_proba(validation).stance, atol=1e-6)
 
 
-def test_transformer_context_mode_reads_previous_sentence(rows):
+@pytest.mark.parametrize("context, column", [("previous", "prev_text"), ("title", "title")])
+def test_transformer_context_modes_read_their_column(rows, context, column):
     import dataclasses
 
-    config = dataclasses.replace(tiny_transformer_config(), context="previous")
+    config = dataclasses.replace(tiny_transformer_config(), context=context)
     model = TransformerModel(config).fit(take(rows, slice(0, 24)), take(rows, slice(24, 36)))
     sample = take(rows, slice(36, 40))
     with_context = model.predict_proba(sample).stance
-    sample["prev_text"] = [""] * 4
+    sample[column] = [""] * 4
     assert not np.allclose(with_context, model.predict_proba(sample).stance)
+    del sample[column]
+    with pytest.raises(ValueError, match=f"reads '{column}' as context"):
+        model.predict_proba(sample)
 
 
 def test_length_grouped_batches_cover_every_example_once():

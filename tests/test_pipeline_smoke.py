@@ -106,3 +106,6 @@ def test_champion_is_served_over_http(project):
             assert (r["actor"] == "none") == (r["stance"] == "none")
             assert abs(sum(v for k, v in r.items() if k.startswith("p_stance_")) - 1) < 1e-3
         assert len(post({"inputs": ["One sentence only."]})) == 1
+        # A title column is taken (a model that reads no title drops it).
+        titled = post({"dataframe_split": {"columns": ["text", "title"], "data": [["Europe agreed.", "EU deal"], ["Kyiv refused.", None]]}})
+        assert [r["sentence"] for r in titled] == ["Europe agreed.", "Kyiv refused."]

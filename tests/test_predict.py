@@ -99,3 +99,49 @@ def test_transformer_without_onnx_file_falls_back_to_pytorch(trained_models, tmp
     bf16 = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="torch_bf16")
     assert next(bf16.model.network.parameters()).dtype == torch.bfloat16
     assert bf16.predict("Kyiv refused. Moscow warned.")[1].sentence == "Moscow warned."
+
+
+def test_titles_reach_a_title_reading_transformer_and_are_checked(rows, trained_models, tmp_path):
+    import dataclasses
+
+    from conftest import take, tiny_transformer_config
+    from pipeline.config import SegmentConfig, load_config
+    from pipeline.models.transformer import TransformerModel
+    from pipeline.predictor import Predictor
+
+    config = dataclasses.replace(tiny_transformer_config(), context="title")
+    TransformerModel(config).fit(take(rows, slice(0, 24)), take(rows, slice(24, 36))).save(tmp_path / "transformer")
+    from conftest import CONFIGS
+
+    predictor = Predictor.from_model_dir(tmp_path / "transformer", load_config(CONFIGS / "segment.yaml", SegmentConfig), 8, runtime="onnx")
+    text = "The Kremlin said it would not accept the proposal. Kyiv is ready for talks."
+    bare = predictor.predict(text)
+    titled = predictor.predict({"text": text, "title": "Moscow rejects ceasefire plan"})
+    assert [r.sentence for r in bare] == [r.sentence for r in titled]
+    assert [r.stance_probabilities for r in bare] != [r.stance_probabilities for r in titled]
+    # `title=` is the default for items without one; an item's own title wins.
+    default = predictor.predict([text, {"text": text, "title": ""}], title="Moscow rejects ceasefire plan")
+    assert [r.stance_probabilities for r in default[:2]] == [r.stance_probabilities for r in titled]
+    assert [r.stance_probabilities for r in default[2:]] == [r.stance_probabilities for r in bare]
+    with pytest.raises(TypeError, match="item 1: a mapping needs a 'text' key"):
+        predictor.predict(["ok", {"title": "no text"}])
+    with pytest.raises(TypeError, match="item 0: 'title' must be a str"):
+        predictor.predict({"text": "x", "title": 3})
+    with pytest.raises(TypeError, match="title must be a str"):
+        predictor.predict("x", title=["a"])
+    # Models that do not read titles give the same results with or without one.
+    baseline = predict(text, model="baseline", models_dir=trained_models)
+    assert baseline == predict(text, model="baseline", models_dir=trained_models, title="Anything")
+
+
+def test_served_signature_has_a_title_column_only_for_title_reading_models():
+    from types import SimpleNamespace
+
+    from mlflow.models import infer_signature
+
+    from pipeline.stages.train import input_example
+
+    titled = infer_signature(input_example(SimpleNamespace(context="title"))).inputs.to_dict()
+    assert [(c["name"], c["required"]) for c in titled] == [("text", True), ("title", False)]
+    for model in (SimpleNamespace(context="none"), SimpleNamespace()):
+        assert [c["name"] for c in infer_signature(input_example(model)).inputs.to_dict()] == ["text"]

@@ -62,3 +62,39 @@ def test_pysbd_only_ever_sees_bounded_windows(monkeypatch):
     out = split_sentences(sentence * 2000, **OPTS)
     assert len(out) == 2000
     assert len(seen) > 40 and max(seen) <= OPTS["max_chunk_chars"]
+
+
+def test_faster_span_search_gives_pysbds_sentences():
+    import json
+    import random
+
+    import pysbd
+
+    from conftest import CORPUS
+    from pipeline.segment import sentence_segmenter
+
+    ours, theirs = sentence_segmenter("en"), pysbd.Segmenter(language="en", clean=False)
+    assert type(ours) is not pysbd.Segmenter
+    sentences = [json.loads(line)["text"] for line in (CORPUS / "sentences.jsonl").read_text(encoding="utf-8").splitlines()[:300]]
+    rng = random.Random(0)
+    cases = ["Hello. Hello. Hello.", "A.  A.\n A.", "Mr. Smith went to Washington. He said \"no.\" Then left...",
+             "U.S. and U.K. officials met. (Really?) Yes!", "", "   ", "x", "Dr. Who? Dr. Who. Dr. Who!", "a.b.c. [x] (y) *z*?"]
+    for _ in range(120):
+        parts = [rng.choice(sentences) for _ in range(rng.randint(1, 6))]
+        parts += parts[: rng.randint(0, 2)]  # repeated sentences: the span search must pick the right copy
+        cases.append(rng.choice([" ", "  ", "\t", " \u00a0"]).join(parts))
+    for case in cases:
+        assert ours.segment(case) == theirs.segment(case), case
+
+
+def test_span_search_matches_pysbd_on_empty_and_repeated_pieces():
+    import pysbd
+
+    from pipeline.segment import sentence_segmenter
+
+    ours, theirs = sentence_segmenter("en"), pysbd.Segmenter(language="en", clean=False)
+    for text in ("ab  cd ab", "  x ", "a b", "", "x"):
+        for pieces in (["", "ab"], ["ab", "", "cd"], ["", ""], ["a", "", ""], ["ab", "ab", "ab"], ["x", ""]):
+            ours.original_text = theirs.original_text = text
+            got = [(s.sent, s.start, s.end) for s in ours.sentences_with_char_spans(pieces)]
+            assert got == [(s.sent, s.start, s.end) for s in theirs.sentences_with_char_spans(pieces)], (text, pieces)

@@ -40,8 +40,27 @@ class Probabilities:
 
 
 # A batch of sentences: "text" is required; "prev_text" (the sentence before,
-# or "") is used by models configured to read context.
+# or "") or "title" (the article's) is used by models configured to read context.
 Sentences = Mapping[str, Sequence[Any]]
+
+# A transformer's `context` setting: which column, if any, it reads as a second segment.
+CONTEXT_COLUMNS = {"none": None, "previous": "prev_text", "title": "title"}
+
+
+def context_texts(sentences: Sentences, context: str) -> list[str] | None:
+    """The second segment each sentence is read with, or None for `context: none`."""
+    if context not in CONTEXT_COLUMNS:
+        raise ValueError(f"context must be one of {tuple(CONTEXT_COLUMNS)}, got {context!r}")
+    column = CONTEXT_COLUMNS[context]
+    if column is None:
+        return None
+    try:
+        # Indexing, not `in`: a datasets.Dataset's `in` looks among its rows, not its columns
+        # (and it refuses a missing column with ValueError, a dict with KeyError).
+        values = sentences[column]
+    except (KeyError, ValueError):
+        raise ValueError(f"this model reads {column!r} as context (context: {context}), but the sentences have no {column!r}") from None
+    return [str(c or "") for c in values]
 
 
 class StanceModel(Protocol):
@@ -63,9 +82,9 @@ def model_class(name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def load_model(name: str, directory: str | Path) -> StanceModel:
-    """Load the saved model `name` from `directory`."""
-    return model_class(name).load(Path(directory))
+def load_model(name: str, directory: str | Path, **options: Any) -> StanceModel:
+    """Load the saved model `name` from `directory`; `options` go to its `load`."""
+    return model_class(name).load(Path(directory), **options)
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

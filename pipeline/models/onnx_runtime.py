@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.labels import ACTORS, STANCES
-from pipeline.models import ENCODER_DIR, Probabilities, Sentences, read_meta
+from pipeline.models import ENCODER_DIR, Probabilities, Sentences, context_texts, read_meta
 
 ONNX_FILE = "model.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -161,8 +161,9 @@ class OnnxTransformerModel:
         if not batch_size:
             raise ValueError("batch_size is required: this model was saved without an eval_batch_size")
         texts = [str(t) for t in sentences["text"]]
-        if self.context == "previous":
-            encoded = self.tokenizer.encode_batch([(t, str(c or "")) for t, c in zip(texts, sentences["prev_text"])])
+        context = context_texts(sentences, self.context)
+        if context is not None:
+            encoded = self.tokenizer.encode_batch(list(zip(texts, context)))
         else:
             encoded = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encoded])

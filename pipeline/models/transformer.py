@@ -24,11 +24,19 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, get_linear_schedu
 
 from pipeline.config import TransformerConfig
 from pipeline.labels import ACTORS, STANCES, encode
-from pipeline.models import ENCODER_DIR, META_FILE, Probabilities, Sentences, read_meta, validation_scores
+from pipeline.models import (
+    CONTEXT_COLUMNS,
+    ENCODER_DIR,
+    META_FILE,
+    Probabilities,
+    Sentences,
+    context_texts,
+    read_meta,
+    validation_scores,
+)
 
 WEIGHTS_FILE = "model.safetensors"
 PACKAGE_PREFIX = "package:"
-CONTEXTS = ("none", "previous")
 
 
 def resolve_pretrained(name: str) -> str:
@@ -148,8 +156,8 @@ class TransformerModel:
     # -- data -------------------------------------------------------------
     def _encode(self, sentences: Sentences) -> dict[str, list[list[int]]]:
         texts = [str(t) for t in sentences["text"]]
-        if self.context == "previous":
-            context = [str(c or "") for c in sentences["prev_text"]]
+        context = context_texts(sentences, self.context)
+        if context is not None:
             return self.tokenizer(texts, context, truncation="longest_first", max_length=self.max_length)
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)
 
@@ -159,12 +167,14 @@ class TransformerModel:
         from datasets import Dataset
 
         columns = {"text": list(sentences["text"])}
-        if self.context == "previous":
-            columns["prev_text"] = list(sentences["prev_text"])
+        context, column = context_texts(sentences, self.context), CONTEXT_COLUMNS[self.context]
+        if context is not None:
+            columns[column] = context
+        texts = [c for c in ("text", column) if c in columns]
         columns["actor_label"] = encode("actor", sentences["actor"]).tolist()
         columns["stance_label"] = encode("stance", sentences["stance"]).tolist()
         dataset = Dataset.from_dict(columns)
-        return dataset.map(lambda b: self._encode(b), batched=True, remove_columns=[c for c in columns if c.endswith("text")])
+        return dataset.map(lambda b: self._encode(b), batched=True, remove_columns=texts)
 
     def _batches(self, encoded: dict[str, list[Any]], order: list[np.ndarray]) -> Iterator[dict[str, torch.Tensor]]:
         pad = self.tokenizer.pad_token_id
@@ -202,8 +212,8 @@ class TransformerModel:
         config = self.config
         if config is None:
             raise ValueError("TransformerModel needs a TransformerConfig to fit")
-        if config.context not in CONTEXTS:
-            raise ValueError(f"context must be one of {CONTEXTS}, got {config.context!r}")
+        if config.context not in CONTEXT_COLUMNS:
+            raise ValueError(f"context must be one of {tuple(CONTEXT_COLUMNS)}, got {config.context!r}")
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         seed_everything(config.seed)

@@ -27,6 +27,19 @@ RUN_FILE = "mlflow_run.json"
 # (`--env-manager local`), so these document rather than install.
 SERVING_REQUIREMENTS = ["mlflow", "scikit-learn", "skops", "onnxruntime", "tokenizers", "torch", "transformers", "pysbd", "pyyaml", "pandas"]
 EXAMPLE_TEXT = "The Kremlin rejected the proposal. Kyiv said it was ready for talks."
+EXAMPLE_TITLE = "Kremlin rejects peace proposal"
+
+
+def input_example(model: Any) -> Any:
+    """The served model's input example, from which MLflow infers its signature.
+
+    A model that reads titles gets an optional `title` column (the None makes it
+    optional). Others get `text` alone, so a server also takes a bare list of
+    texts; a title sent to them is dropped with a warning.
+    """
+    if getattr(model, "context", "none") == "title":
+        return pd.DataFrame({"text": [EXAMPLE_TEXT, EXAMPLE_TEXT], "title": [EXAMPLE_TITLE, None]})
+    return pd.DataFrame({"text": [EXAMPLE_TEXT]})
 
 
 def run_name(name: str, config: Any, model: Any) -> str:
@@ -72,7 +85,7 @@ def run(name: str, data_dir: Path, model_dir: Path, reports_dir: Path, config_di
                 tracking.log_sklearn_model(model.pipeline, model.TRUSTED_TYPES, [EXAMPLE_TEXT])
             model_uri = tracking.log_pyfunc_model(
                 {"model_dir": tmp, "segment_config": config_dir / "segment.yaml", "predict_config": config_dir / "predict.yaml"},
-                input_example=pd.DataFrame({"text": [EXAMPLE_TEXT]}),
+                input_example=input_example(model),
                 pip_requirements=SERVING_REQUIREMENTS,
             )
         atomic.write_json(tmp / RUN_FILE, {"run_id": run_id, "model_uri": model_uri, "registered_model": tracking_config.registered_models[name]})
