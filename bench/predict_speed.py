@@ -4,16 +4,21 @@ Each system is measured in its own process, so load time and peak memory belong
 to it alone. Systems:
   baseline                     the served TF-IDF model (pipeline.predictor)
   transformer                  the served transformer (pipeline.predictor with the runtime
-                               configs/predict.yaml names; `auto` is bfloat16 PyTorch on
-                               a CPU with native bf16, length-sorted batches)
+                               configs/predict.yaml names; `auto` is int8 PyTorch with a
+                               scale per token on a CPU with int8 dot products,
+                               length-sorted batches)
+  transformer_bf16             the same served path with bfloat16 weights
   transformer_onnx             the same served path on model.onnx (ONNX Runtime, fused fp32)
   transformer_onnx_int8        the same on an int8 export (dynamic quantization of the
                                feed-forward layers), to show what int8 gains and costs
   transformer_fp32_reference   the same weights as plain PyTorch fp32, batches of
                                `reference_batch_size` in input order
-Speed-ups are ratios to the reference measured in the same run, and each throughput
-is the fastest of `repeats` passes, so that both survive a noisy machine. The baseline's per-word feature cache is emptied before every timed
-pass. Each served system also predicts `articles` whole corpus articles through
+All processes load first; then `repeats` rounds each time one pass of every system
+at every batch size, one system at a time. A throughput is the system's fastest
+pass; its speed-up ("x ref") is the median over rounds of its ratio to the
+reference's pass in the same round, so a machine that slows down for a while
+slows both sides of a ratio. The baseline's per-word feature cache is emptied
+before every timed pass. Each served system also predicts `articles` whole corpus articles through
 predict(), sentence segmentation included (`article_sentences_per_s`). Writes
 reports/predict_speed.json and prints a table.
 
@@ -34,7 +39,11 @@ from typing import Any
 
 import numpy as np
 
-SYSTEMS = ("baseline", "transformer", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference")
+MARKER = "@@bench "
+REFERENCE = "transformer_fp32_reference"
+SYSTEMS = ("baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference")
+# The served path with a runtime other than the configured one.
+FIXED_RUNTIMES = {"transformer_bf16": "torch_bf16", "transformer_onnx": "onnx", "transformer_onnx_int8": "onnx"}
 
 
 def _peak_rss_mb() -> float:
@@ -68,13 +77,13 @@ def _reference_predict(model: Any, items: list[dict[str, str]], batch_size: int)
 
 
 def runtime_name(model: Any) -> str:
-    """The model class, and for PyTorch the weights' dtype."""
-    network = getattr(model, "network", None)
-    return type(model).__name__ + (f" {next(network.parameters()).dtype}" if network is not None else "")
+    """The model class, and for PyTorch the weights' numeric form (fp32, bf16, int8)."""
+    form = getattr(model, "form", None)
+    return type(model).__name__ + (f" {form}" if form else "")
 
 
-def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, int8_export: Path) -> dict[str, Any]:
-    """Measure one system in this process."""
+def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, int8_export: Path) -> None:
+    """Measure one system in this process, answering the commands on stdin (see `measure`)."""
     import pyarrow.parquet as pq
 
     from pipeline.config import BenchConfig, PredictConfig, load_config
@@ -105,13 +114,13 @@ def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, i
         served_batch = bench.reference_batch_size
         loaded = model
     else:
-        if system.startswith("transformer_onnx"):
+        if system in FIXED_RUNTIMES:
             from pipeline.config import SegmentConfig
             from pipeline.predictor import Predictor
 
             segment = load_config(configs / "segment.yaml", SegmentConfig)
             source = int8_export if system == "transformer_onnx_int8" else models / "transformer"
-            predictor = Predictor.from_model_dir(source, segment, served_batch, system, runtime="onnx")
+            predictor = Predictor.from_model_dir(source, segment, served_batch, system, runtime=FIXED_RUNTIMES[system])
         else:
             from pipeline.predictor import get_predictor
 
@@ -135,13 +144,17 @@ def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, i
     # The baseline caches per-word features; each timed pass starts with it empty,
     # so repeated sentences from the warm-up do not flatter it.
     clear_cache = getattr(loaded, "clear_cache", lambda: None)
-    throughput: dict[int, float] = {}
-    for batch_size in batch_sizes:
-        for _ in range(bench.repeats):
-            clear_cache()
-            started = time.perf_counter()
-            run(texts, batch_size)
-            throughput[batch_size] = max(throughput.get(batch_size, 0.0), len(texts) / (time.perf_counter() - started))
+    reply({"load_s": load_s, "peak_rss_mb": peak_served, "served_batch_size": served_batch, "batch_sizes": list(batch_sizes),
+           "runtime": runtime_name(loaded)})
+    # Timed passes, one per "pass BATCH" line, until "finish".
+    for line in sys.stdin:
+        command = line.split()
+        if command[0] != "pass":
+            break
+        clear_cache()
+        started = time.perf_counter()
+        run(texts, int(command[1]))
+        reply({"sentences_per_s": len(texts) / (time.perf_counter() - started)})
     latencies = []
     clear_cache()
     for i in range(bench.latency_calls):
@@ -158,32 +171,106 @@ def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, i
         started = time.perf_counter()
         n = len(predictor.predict(articles, batch_size=served_batch))
         end_to_end = {"articles": len(articles), "article_sentences": n, "article_sentences_per_s": n / (time.perf_counter() - started)}
-    return {
-        "system": system,
-        "sentences_per_s": max(throughput.values()),
-        "sentences_per_s_by_batch": {str(k): v for k, v in throughput.items()},
+    reply({
         "p50_ms": float(np.percentile(latencies, 50)),
         "p95_ms": float(np.percentile(latencies, 95)),
-        "load_s": load_s,
-        "peak_rss_mb": peak_served,
         "peak_rss_mb_any_batch": _peak_rss_mb(),
-        "served_batch_size": served_batch,
-        "runtime": runtime_name(loaded),
         "test_stance_macro_f1": macro_f1(list(test["stance"]), stances, "stance"),
         "test_actor_macro_f1": macro_f1(list(test["actor"]), actors, "actor"),
+        "test_predictions": [f"{a} {s}" for a, s in zip(actors, stances)],
         **end_to_end,
-    }
+    })
+
+
+def reply(message: dict[str, Any]) -> None:
+    """A worker's answer: one marked JSON line on stdout (libraries may print there too)."""
+    print(MARKER + json.dumps(message), flush=True)
+
+
+class Worker:
+    """One system measured in a process of its own, driven one command at a time."""
+
+    def __init__(self, system: str, args: list[str], log: Path) -> None:
+        self.system = system
+        self.log = log
+        # stderr to a file: progress bars and warnings could fill an unread pipe.
+        with open(log, "w") as stderr:
+            self.process = subprocess.Popen([sys.executable, __file__, "--worker", system, *args], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+    def ask(self, command: str | None = None) -> dict[str, Any]:
+        """Send `command` (None: only wait for the next answer) and return the answer."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        for line in self.process.stdout:
+            if line.startswith(MARKER):
+                return json.loads(line[len(MARKER):])
+        self.process.wait()
+        sys.exit(f"{self.system} failed:\n{self.log.read_text()[-2000:]}")
+
+
+def measure(systems: list[str], args: list[str], repeats: int, reference_batch: int, logs: Path) -> dict[str, dict[str, Any]]:
+    """Load every system (one after another), time `repeats` rounds of passes, then finish each.
+
+    In each round every system predicts the same sentences once at each of its batch
+    sizes, one system at a time, so a round's ratios to the reference are measured
+    minutes apart at most. A system's throughput is its fastest pass; its speed-up
+    is the median over rounds of its best batch size's ratio to the reference.
+    """
+    workers: dict[str, Worker] = {}
+    try:
+        ready = {}
+        for system in systems:
+            workers[system] = Worker(system, args, logs / f"{system}.log")
+            ready[system] = workers[system].ask()
+        passes: dict[str, dict[int, list[float]]] = {system: {b: [] for b in ready[system]["batch_sizes"]} for system in systems}
+        for _ in range(repeats):
+            for system in systems:
+                for batch_size in passes[system]:
+                    passes[system][batch_size].append(workers[system].ask(f"pass {batch_size}")["sentences_per_s"])
+        results = {}
+        for system in systems:
+            by_batch = {b: max(v) for b, v in passes[system].items()}
+            best = max(by_batch, key=by_batch.__getitem__)
+            results[system] = {"system": system, "sentences_per_s": by_batch[best], "best_batch_size": best,
+                               "sentences_per_s_by_batch": {str(b): v for b, v in by_batch.items()},
+                               **{k: v for k, v in ready[system].items() if k != "batch_sizes"}, **workers[system].ask("finish")}
+            # A process tearing down would slow the next system's latency calls.
+            workers[system].process.wait()
+    finally:
+        for w in workers.values():
+            if w.process.poll() is None:
+                w.process.kill()
+            w.process.wait()
+    if REFERENCE in results:
+        reference = passes[REFERENCE][reference_batch]
+        for system, result in results.items():
+            # Only the reference's own weights in other forms are compared prediction by prediction.
+            if system.startswith("transformer"):
+                pairs = zip(result["test_predictions"], results[REFERENCE]["test_predictions"])
+                result["test_changed_vs_reference"] = float(np.mean([a != b for a, b in pairs]))
+            ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], reference)]
+            result["speedup_vs_reference"] = float(np.median(ratios))
+            result["speedup_vs_reference_by_round"] = ratios
+    for result in results.values():
+        result.pop("test_predictions", None)
+    return results
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table of the results, with speed-up over the fp32 reference."""
-    reference = results.get("transformer_fp32_reference", {}).get("sentences_per_s")
-    lines = [f"{'system':<28} {'sent/s':>9} {'x ref':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} {'stance F1':>9} {'articles sent/s':>15}"]
+    """A plain-text table of the results. "x ref" is the median per-round speed-up over
+    the fp32 reference; "changed" the share of test sentences whose actor or stance
+    differs from the reference's."""
+    lines = [f"{'system':<28} {'sent/s':>9} {'x ref':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} "
+             f"{'stance F1':>9} {'changed':>8} {'articles sent/s':>15}"]
+    nan = float("nan")
     for name, r in results.items():
-        ratio = r["sentences_per_s"] / reference if reference else float("nan")
         lines.append(
-            f"{name:<28} {r['sentences_per_s']:>9.1f} {ratio:>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
-            f"{r['load_s']:>7.2f} {r['peak_rss_mb']:>8.0f} {r['test_stance_macro_f1']:>9.4f} {r.get('article_sentences_per_s', float('nan')):>15.1f}"
+            f"{name:<28} {r['sentences_per_s']:>9.1f} {r.get('speedup_vs_reference', nan):>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
+            f"{r['load_s']:>7.2f} {r['peak_rss_mb']:>8.0f} {r['test_stance_macro_f1']:>9.4f} "
+            f"{100 * r.get('test_changed_vs_reference', nan):>7.1f}% {r.get('article_sentences_per_s', nan):>15.1f}"
         )
     return "\n".join(lines)
 
@@ -201,11 +288,11 @@ def main() -> None:
     args = parser.parse_args()
     paths = [Path(args.models), Path(args.data), Path(args.configs), Path(args.corpus)]
     if args.worker:
-        print(json.dumps(worker(args.worker, *paths, Path(args.int8_export))))
+        worker(args.worker, *paths, Path(args.int8_export))
         return
-    from pipeline.config import TransformerConfig, load_config
+    from pipeline.config import BenchConfig, TransformerConfig, load_config
 
-    results = {}
+    bench = load_config(Path(args.configs) / "bench.yaml", BenchConfig)
     with tempfile.TemporaryDirectory() as tmp:
         int8_export = Path(tmp) / "transformer"
         if "transformer_onnx_int8" in args.systems:
@@ -214,16 +301,9 @@ def main() -> None:
             code = "import sys; from pipeline.models.onnx_runtime import export; export(sys.argv[1], int(sys.argv[2]), True)"
             opset = str(load_config(Path(args.configs) / "transformer.yaml", TransformerConfig).onnx_opset)
             subprocess.run([sys.executable, "-c", code, str(int8_export), opset], check=True, capture_output=True)
-        for system in args.systems:
-            done = subprocess.run(
-                [sys.executable, __file__, "--worker", system, "--models", args.models, "--data", args.data,
-                 "--configs", args.configs, "--corpus", args.corpus, "--int8-export", str(int8_export)],
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                sys.exit(f"{system} failed:\n{done.stderr[-2000:]}")
-            results[system] = json.loads(done.stdout.strip().splitlines()[-1])
+        worker_args = ["--models", args.models, "--data", args.data, "--configs", args.configs, "--corpus", args.corpus,
+                       "--int8-export", str(int8_export)]
+        results = measure(args.systems, worker_args, bench.repeats, bench.reference_batch_size, Path(tmp))
     from pipeline.atomic import write_json
 
     write_json(args.out, results)

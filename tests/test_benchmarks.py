@@ -47,8 +47,10 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"baseline", "transformer", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference"}
+    assert set(results) == {"baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference"}
     assert results["transformer_onnx"]["runtime"] == "OnnxTransformerModel"
+    assert results["transformer_bf16"]["runtime"] == "TransformerModel bf16"
+    assert results["transformer_fp32_reference"]["runtime"] == "TransformerModel fp32"
     for r in results.values():
         assert {"sentences_per_s", "p50_ms", "p95_ms", "load_s", "peak_rss_mb"} <= set(r)
         assert r["sentences_per_s"] > 0 and r["p50_ms"] <= r["p95_ms"]

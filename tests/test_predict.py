@@ -94,11 +94,14 @@ def test_transformer_without_onnx_file_falls_back_to_pytorch(trained_models, tmp
     with pytest.warns(UserWarning, match="retrain with `stance train transformer`"):
         predictor = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="onnx")
     assert isinstance(predictor.model, TransformerModel)
-    with pytest.raises(ValueError, match="auto, torch_bf16, onnx, torch"):
+    with pytest.raises(ValueError, match="auto, torch_int8, torch_bf16, onnx, torch"):
         Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="tensorrt")
     bf16 = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="torch_bf16")
     assert next(bf16.model.network.parameters()).dtype == torch.bfloat16
     assert bf16.predict("Kyiv refused. Moscow warned.")[1].sentence == "Moscow warned."
+    int8 = Predictor.from_model_dir(tmp_path / "transformer", segment, 8, runtime="torch_int8")
+    assert int8.model.form == "int8"
+    assert [r.sentence for r in int8.predict("Kyiv refused. Moscow warned.")] == ["Kyiv refused.", "Moscow warned."]
 
 
 def test_titles_reach_a_title_reading_transformer_and_are_checked(rows, trained_models, tmp_path):
