@@ -18,7 +18,7 @@ from pipeline.segment import clean_text, split_sentences
 
 # How the transformer runs (configs/predict.yaml `transformer_runtime`):
 #   torch_int8  PyTorch with int8 matrix products, a scale per token (models/int8.py):
-#               ~3.4x fp32 on a CPU with int8 dot products (VNNI / AMX), about 1% of
+#               ~3.2-3.4x fp32 on a CPU with int8 dot products (VNNI / AMX), 1.3% of
 #               test predictions change
 #   torch_bf16  PyTorch with bfloat16 weights: ~2.7x fp32 on a CPU with native bf16
 #               (AVX512-BF16 / AMX), test predictions within 0.2% of fp32

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -53,9 +51,6 @@ def test_int8_transformer_stays_close_to_fp32_and_refuses_to_save(trained_models
     model = load_model("transformer", trained_models / "transformer").to_int8()
     encoder = model.network.encoder
     assert not any(isinstance(m, nn.Linear) for m in encoder.modules())
-    # Query, key and value are one product.
-    attention = encoder.encoder.layer[0].attention.self
-    assert attention.query.shared is attention.key.shared is attention.value.shared
     int8 = model.predict_proba(sample)
     np.testing.assert_allclose(int8.stance.sum(axis=1), 1.0, rtol=1e-5)
     for got, want in ((int8.stance, fp32.stance), (int8.actor, fp32.actor)):
@@ -65,28 +60,6 @@ def test_int8_transformer_stays_close_to_fp32_and_refuses_to_save(trained_models
     assert np.abs(one_by_one.stance - int8.stance).max() < 0.01
     with pytest.raises(RuntimeError, match="cannot be saved"):
         model.save(tmp_path / "int8")
-
-
-def test_pending_projections_belong_to_their_thread(trained_models):
-    """Query computes key and value too; another thread's calls in between must
-    neither receive them nor discard them (threads may share a loaded model)."""
-    model = load_model("transformer", trained_models / "transformer").to_int8()
-    attention = model.network.encoder.encoder.layer[0].attention.self
-    shared = attention.query.shared
-    calls = []
-    shared.linear.register_forward_hook(lambda module, inputs, output: calls.append(threading.get_ident()))
-    x, y = torch.randn(2, 5, 384), torch.randn(1, 3, 384)
-    with torch.inference_mode():
-        want = [shared.linear(x).split(shared.sizes, -1)[i] for i in range(3)]
-        calls.clear()
-        query = attention.query(x)
-        other = threading.Thread(target=lambda: [attention.query(y), attention.key(y)])
-        other.start()
-        other.join()
-        key, value = attention.key(x), attention.value(x)
-    assert len(calls) == 2 and calls[0] != calls[1]  # one product per thread
-    for got, expected in zip((query, key, value), want):
-        torch.testing.assert_close(got, expected)
 
 
 def test_auto_runtime_prefers_int8_then_bf16_then_onnx(monkeypatch):

@@ -6,20 +6,18 @@ quantized to int8 on the fly with their own scale and zero point (asymmetric,
 because inputs after GELU are mostly positive); products are summed exactly in
 int32 by `torch._int_mm`, which runs at about twice the bf16 rate where the CPU
 has int8 dot products (VNNI, AMX). Attention scores, layer norms, GELU and the
-classifier heads stay fp32. The query, key and value projections read the same
-input, so they are computed as one product.
+classifier heads stay fp32. (Computing query, key and value as one product was
+tried: no faster, measured side by side.)
 
 Why a scale per token: dynamic quantization with one activation scale per batch
 (ONNX Runtime's, torch.ao's) lets a sentence's neighbours in the batch change its
-prediction, and changed 3.5% of test predictions (16.7% with torch.ao). Here the
-other sentences change nothing but float rounding, as with bf16 (validation: no
-label moved between batches of 1 and 64), and about 1% of predictions differ from
-fp32 (bench/predict_speed.py, column "changed").
+prediction: ONNX Runtime's changed 6.1% of test predictions, torch.ao's 16.7% of
+test stances. Here the other sentences change nothing but float rounding, as with
+bf16 (validation: no label moved between batches of 1 and 64), and 1.3% of test
+predictions differ from fp32 (bench/predict_speed.py, column "changed").
 """
 
 from __future__ import annotations
-
-import threading
 
 import torch
 from torch import nn
@@ -73,64 +71,12 @@ class Int8Linear(nn.Module):
         return out.view(*x.shape[:-1], self.out_features)
 
 
-class _SharedProjection(nn.Module):
-    """Query, key and value as one int8 product, computed once per input tensor.
-
-    The three slices are called one after another with the same tensor; the first
-    call computes all three. The pending outputs are kept per thread, so threads
-    predicting at once never receive each other's.
-    """
-
-    def __init__(self, linears: list[nn.Linear]) -> None:
-        super().__init__()
-        fused = nn.Linear(linears[0].in_features, sum(l.out_features for l in linears))
-        with torch.no_grad():
-            fused.weight.copy_(torch.cat([l.weight for l in linears]))
-            fused.bias.copy_(torch.cat([l.bias if l.bias is not None else torch.zeros(l.out_features) for l in linears]))
-        self.linear = Int8Linear(fused)
-        self.sizes = [l.out_features for l in linears]
-        self._pending = threading.local()
-
-    def output(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        """The `index`-th projection of `x`."""
-        pending = self._pending
-        if getattr(pending, "input", None) is not x or pending.left == 0:
-            pending.input, pending.outputs, pending.left = x, self.linear(x).split(self.sizes, -1), len(self.sizes)
-        out = pending.outputs[index]
-        pending.left -= 1
-        if pending.left == 0:
-            # Drop the references so the activations are freed with the batch.
-            pending.input = pending.outputs = None
-        return out
-
-
-class _ProjectionSlice(nn.Module):
-    """One of the projections a `_SharedProjection` computes together."""
-
-    def __init__(self, shared: _SharedProjection, index: int) -> None:
-        super().__init__()
-        self.shared, self.index = shared, index
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shared.output(x, self.index)
-
-
-# Sibling linear layers that read the same input in BERT-like self-attention.
-FUSED_PROJECTIONS = ("query", "key", "value")
-
-
 def quantize_encoder(encoder: nn.Module) -> nn.Module:
     """Replace every nn.Linear inside `encoder` (in place) with its int8 form; returns it.
 
     Only for inference: the int8 layers have no gradients. Call on an fp32 encoder.
     """
     for module in list(encoder.modules()):
-        children = dict(module.named_children())
-        projections = [children.get(name) for name in FUSED_PROJECTIONS]
-        if all(isinstance(p, nn.Linear) for p in projections) and len({p.in_features for p in projections}) == 1:
-            shared = _SharedProjection(projections)
-            for index, name in enumerate(FUSED_PROJECTIONS):
-                setattr(module, name, _ProjectionSlice(shared, index))
         for name, child in module.named_children():
             if isinstance(child, nn.Linear):
                 setattr(module, name, Int8Linear(child))
