@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-all ui clean
+.PHONY: install run test test-integration test-all ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,14 @@ run: install
 test: install
 	pytest -q
 
+# The slow tests (CI runs them too): Label Studio and the MLflow model server for real,
+# Spark in local mode, runs killed halfway, the MPNet resolver with a bf16 step.
+test-integration: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	pytest -q -m slow
+
 test-all: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
 	pytest -q -m ""
 
 ui: install

@@ -22,7 +22,12 @@ before every timed pass. Each served system also predicts `articles` whole corpu
 predict(), sentence segmentation included (`article_sentences_per_s`). Writes
 reports/predict_speed.json and prints a table.
 
+`--extra-encoder LABEL=DIR` also times another saved transformer (say MiniLM beside the
+default MPNet) as LABEL/transformer and LABEL/transformer_fp32_reference, each compared
+with its own fp32 reference.
+
     python bench/predict_speed.py [--models models] [--data data/prepared] [--corpus data/corpus] [--out reports/predict_speed.json]
+    python bench/predict_speed.py --extra-encoder minilm=models/transformer_minilm
 """
 
 from __future__ import annotations
@@ -82,8 +87,10 @@ def runtime_name(model: Any) -> str:
     return type(model).__name__ + (f" {form}" if form else "")
 
 
-def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, int8_export: Path) -> None:
-    """Measure one system in this process, answering the commands on stdin (see `measure`)."""
+def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, int8_export: Path, transformer_dir: Path) -> None:
+    """Measure one system in this process, answering the commands on stdin (see `measure`).
+
+    The transformer systems use the model in `transformer_dir`."""
     import pyarrow.parquet as pq
 
     from pipeline.config import BenchConfig, PredictConfig, load_config
@@ -105,7 +112,7 @@ def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, i
     if system == "transformer_fp32_reference":
         from pipeline.models.transformer import TransformerModel
 
-        model = TransformerModel.load(models / "transformer", device="cpu")
+        model = TransformerModel.load(transformer_dir, device="cpu")
 
         def run(items: list[dict[str, str]], batch_size: int) -> tuple[list[str], list[str]]:
             return decode(*_reference_predict(model, items, batch_size))
@@ -114,17 +121,18 @@ def worker(system: str, models: Path, data: Path, configs: Path, corpus: Path, i
         served_batch = bench.reference_batch_size
         loaded = model
     else:
-        if system in FIXED_RUNTIMES:
+        if system == "baseline":
+            from pipeline.predictor import get_predictor
+
+            predictor = get_predictor(system, models, configs)
+        else:
             from pipeline.config import SegmentConfig
             from pipeline.predictor import Predictor
 
             segment = load_config(configs / "segment.yaml", SegmentConfig)
-            source = int8_export if system == "transformer_onnx_int8" else models / "transformer"
-            predictor = Predictor.from_model_dir(source, segment, served_batch, system, runtime=FIXED_RUNTIMES[system])
-        else:
-            from pipeline.predictor import get_predictor
-
-            predictor = get_predictor(system, models, configs)
+            source = int8_export if system == "transformer_onnx_int8" else transformer_dir
+            runtime = FIXED_RUNTIMES.get(system, load_config(configs / "predict.yaml", PredictConfig).transformer_runtime)
+            predictor = Predictor.from_model_dir(source, segment, served_batch, system, runtime=runtime)
         loaded = predictor.model
 
         def run(items: list[dict[str, str]], batch_size: int) -> tuple[list[str], list[str]]:
@@ -195,8 +203,9 @@ class Worker:
         self.log = log
         # stderr to a file: progress bars and warnings could fill an unread pipe.
         with open(log, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, __file__, "--worker", system, *args], stdin=subprocess.PIPE,
+            self.process = subprocess.Popen([sys.executable, __file__, "--worker", *args], stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=stderr, text=True)
+
 
     def ask(self, command: str | None = None) -> dict[str, Any]:
         """Send `command` (None: only wait for the next answer) and return the answer."""
@@ -211,7 +220,18 @@ class Worker:
         sys.exit(f"{self.system} failed:\n{self.log.read_text()[-2000:]}")
 
 
-def measure(systems: list[str], args: list[str], repeats: int, reference_batch: int, logs: Path) -> dict[str, dict[str, Any]]:
+def group_of(key: str) -> str:
+    """The encoder a result belongs to: "" for the default models, else the label before "/"."""
+    return key.split("/", 1)[0] if "/" in key else ""
+
+
+def reference_key(key: str) -> str:
+    """The fp32 reference that `key` is compared with: its own encoder's."""
+    group = group_of(key)
+    return f"{group}/{REFERENCE}" if group else REFERENCE
+
+
+def measure(jobs: dict[str, list[str]], repeats: int, reference_batch: int, logs: Path) -> dict[str, dict[str, Any]]:
     """Load every system (one after another), time `repeats` rounds of passes, then finish each.
 
     In each round every system predicts the same sentences once at each of its batch
@@ -220,10 +240,11 @@ def measure(systems: list[str], args: list[str], repeats: int, reference_batch: 
     is the median over rounds of its best batch size's ratio to the reference.
     """
     workers: dict[str, Worker] = {}
+    systems = list(jobs)
     try:
         ready = {}
         for system in systems:
-            workers[system] = Worker(system, args, logs / f"{system}.log")
+            workers[system] = Worker(system, jobs[system], logs / f"{system.replace('/', '_')}.log")
             ready[system] = workers[system].ask()
         passes: dict[str, dict[int, list[float]]] = {system: {b: [] for b in ready[system]["batch_sizes"]} for system in systems}
         for _ in range(repeats):
@@ -244,16 +265,17 @@ def measure(systems: list[str], args: list[str], repeats: int, reference_batch: 
             if w.process.poll() is None:
                 w.process.kill()
             w.process.wait()
-    if REFERENCE in results:
-        reference = passes[REFERENCE][reference_batch]
-        for system, result in results.items():
-            # Only the reference's own weights in other forms are compared prediction by prediction.
-            if system.startswith("transformer"):
-                pairs = zip(result["test_predictions"], results[REFERENCE]["test_predictions"])
-                result["test_changed_vs_reference"] = float(np.mean([a != b for a, b in pairs]))
-            ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], reference)]
-            result["speedup_vs_reference"] = float(np.median(ratios))
-            result["speedup_vs_reference_by_round"] = ratios
+    for system, result in results.items():
+        ref = reference_key(system)
+        if ref not in results:
+            continue
+        # Only the reference's own weights in other forms are compared prediction by prediction.
+        if system.split("/")[-1].startswith("transformer"):
+            pairs = zip(result["test_predictions"], results[ref]["test_predictions"])
+            result["test_changed_vs_reference"] = float(np.mean([a != b for a, b in pairs]))
+        ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], passes[ref][reference_batch])]
+        result["speedup_vs_reference"] = float(np.median(ratios))
+        result["speedup_vs_reference_by_round"] = ratios
     for result in results.values():
         result.pop("test_predictions", None)
     return results
@@ -263,12 +285,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     """A plain-text table of the results. "x ref" is the median per-round speed-up over
     the fp32 reference; "changed" the share of test sentences whose actor or stance
     differs from the reference's."""
-    lines = [f"{'system':<28} {'sent/s':>9} {'x ref':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} "
+    lines = [f"{'system':<34} {'sent/s':>9} {'x ref':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} "
              f"{'stance F1':>9} {'changed':>8} {'articles sent/s':>15}"]
     nan = float("nan")
     for name, r in results.items():
         lines.append(
-            f"{name:<28} {r['sentences_per_s']:>9.1f} {r.get('speedup_vs_reference', nan):>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
+            f"{name:<34} {r['sentences_per_s']:>9.1f} {r.get('speedup_vs_reference', nan):>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
             f"{r['load_s']:>7.2f} {r['peak_rss_mb']:>8.0f} {r['test_stance_macro_f1']:>9.4f} "
             f"{100 * r.get('test_changed_vs_reference', nan):>7.1f}% {r.get('article_sentences_per_s', nan):>15.1f}"
         )
@@ -283,27 +305,39 @@ def main() -> None:
     parser.add_argument("--corpus", default="data/corpus", help="articles.jsonl for the end-to-end pass")
     parser.add_argument("--out", default="reports/predict_speed.json")
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
-    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
-    parser.add_argument("--int8-export", help=argparse.SUPPRESS)
+    parser.add_argument("--extra-encoder", action="append", default=[], metavar="LABEL=DIR",
+                        help="also time the transformer saved in DIR (another encoder), as LABEL/SYSTEM for each of --extra-systems")
+    parser.add_argument("--extra-systems", nargs="*", default=["transformer", REFERENCE], choices=[s for s in SYSTEMS if s != "baseline"])
+    parser.add_argument("--worker", nargs=3, metavar=("SYSTEM", "TRANSFORMER_DIR", "INT8_EXPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     paths = [Path(args.models), Path(args.data), Path(args.configs), Path(args.corpus)]
     if args.worker:
-        worker(args.worker, *paths, Path(args.int8_export))
+        system, transformer_dir, int8_export = args.worker
+        worker(system, *paths, Path(int8_export), Path(transformer_dir))
         return
     from pipeline.config import BenchConfig, TransformerConfig, load_config
 
     bench = load_config(Path(args.configs) / "bench.yaml", BenchConfig)
+    encoders = {"": (Path(args.models) / "transformer", args.systems)}
+    for spec in args.extra_encoder:
+        label, _, directory = spec.partition("=")
+        if not label or not directory or "/" in label:
+            parser.error(f"--extra-encoder takes LABEL=DIR (a label without '/'), got {spec!r}")
+        encoders[label] = (Path(directory), args.extra_systems)
+    common = ["--models", args.models, "--data", args.data, "--configs", args.configs, "--corpus", args.corpus]
+    opset = str(load_config(Path(args.configs) / "transformer.yaml", TransformerConfig).onnx_opset)
     with tempfile.TemporaryDirectory() as tmp:
-        int8_export = Path(tmp) / "transformer"
-        if "transformer_onnx_int8" in args.systems:
-            # Exported in a process of its own, so no worker's memory includes torch's export.
-            shutil.copytree(Path(args.models) / "transformer", int8_export)
-            code = "import sys; from pipeline.models.onnx_runtime import export; export(sys.argv[1], int(sys.argv[2]), True)"
-            opset = str(load_config(Path(args.configs) / "transformer.yaml", TransformerConfig).onnx_opset)
-            subprocess.run([sys.executable, "-c", code, str(int8_export), opset], check=True, capture_output=True)
-        worker_args = ["--models", args.models, "--data", args.data, "--configs", args.configs, "--corpus", args.corpus,
-                       "--int8-export", str(int8_export)]
-        results = measure(args.systems, worker_args, bench.repeats, bench.reference_batch_size, Path(tmp))
+        jobs: dict[str, list[str]] = {}
+        for label, (directory, systems) in encoders.items():
+            int8_export = Path(tmp) / (label or "default") / "transformer"
+            if "transformer_onnx_int8" in systems:
+                # Exported in a process of its own, so no worker's memory includes torch's export.
+                shutil.copytree(directory, int8_export)
+                code = "import sys; from pipeline.models.onnx_runtime import export; export(sys.argv[1], int(sys.argv[2]), True)"
+                subprocess.run([sys.executable, "-c", code, str(int8_export), opset], check=True, capture_output=True)
+            for system in systems:
+                jobs[f"{label}/{system}" if label else system] = [system, str(directory), str(int8_export), *common]
+        results = measure(jobs, bench.repeats, bench.reference_batch_size, Path(tmp))
     from pipeline.atomic import write_json
 
     write_json(args.out, results)

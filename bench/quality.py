@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline import atomic, tracking
+from pipeline.calibration import Temperatures, expected_calibration_error
 from pipeline.config import (
     BaselineConfig,
     BenchmarkConfig,
@@ -41,9 +42,9 @@ from pipeline.config import (
     TransformerConfig,
     load_config,
 )
-from pipeline.corpus import load_splits
+from pipeline.corpus import assign_folds, load_splits
 from pipeline.labels import FIELDS, STANCES, decode, joint_probabilities
-from pipeline.metrics import abstention_curve, calibration, per_class, score
+from pipeline.metrics import abstention_curve, calibration, fold_interval, macro_f1, paired_bootstrap, per_class, score
 from pipeline.models import Probabilities, validation_scores
 from pipeline.models.baseline import BaselineModel
 from pipeline.models.reference import EmbeddingModel, MajorityModel, RuleModel
@@ -231,6 +232,86 @@ def kept_cell(system: dict[str, Any]) -> str:
     return kept if base == "transformer" else f"{kept} (vs {base} {system['validation_reference']:.3f})"
 
 
+def cross_validate(
+    config: Any, pool: dict[str, list[Any]], makers: dict[str, tuple[Any, bool]], fit: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """K-fold cross-validation over the articles of `pool`, the same folds for every system.
+
+    `makers` maps a system's name to (its Maker, whether it trains on the fold's
+    validation articles too). Each fold's training articles are split once more:
+    1 in `validation_folds` validates (early stopping, C). Every article is
+    predicted exactly once, by the models that never saw it; systems are compared
+    pairwise by the mean per-fold difference (Student-t over folds) and by a paired
+    bootstrap over articles of the pooled out-of-fold predictions.
+    """
+    folds = assign_folds(pool["article_id"], config.folds, config.seed)
+    out: dict[str, Any] = {"folds": config.folds, "articles": len(folds), "sentences": len(pool["text"]), "systems": {}}
+    predictions: dict[str, dict[str, list[str]]] = {}
+    for name, (maker, on_all) in makers.items():
+        per_fold, pred = [], {"actor": [""] * len(pool["text"]), "stance": [""] * len(pool["text"])}
+        for k in range(config.folds):
+            test_ids = {a for a, f in folds.items() if f == k}
+            rest = sorted(a for a in folds if a not in test_ids)
+            inner = assign_folds(rest, config.validation_folds, config.seed + 1 + k)
+            val_ids = {a for a, f in inner.items() if f == 0}
+            f_val, f_test = select_articles(pool, val_ids), select_articles(pool, test_ids)
+            f_train = select_articles(pool, set(rest) if on_all else set(rest) - val_ids)
+            print(f"[benchmark] cross-validation {name}: fold {k + 1}/{config.folds}", file=sys.stderr, flush=True)
+            result = fit(maker, f_train, f_val, f_test)
+            per_fold.append(result["scores"])
+            rows = [i for i, a in enumerate(pool["article_id"]) if a in test_ids]
+            for field in ("actor", "stance"):
+                for i, label in zip(rows, result["_pred"][field]):
+                    pred[field][i] = label
+        predictions[name] = pred
+        pooled = score(pool["actor"], pool["stance"], pred["actor"], pred["stance"])
+        out["systems"][name] = {
+            "per_fold": per_fold,
+            **{key: {"mean": float(np.mean([f[key] for f in per_fold])), "std": float(np.std([f[key] for f in per_fold], ddof=1))} for key in HEADLINE},
+            "pooled": pooled,
+        }
+    out["paired"] = {}
+    names = list(makers)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            diffs = [fa["stance_macro_f1"] - fb["stance_macro_f1"] for fa, fb in zip(out["systems"][a]["per_fold"], out["systems"][b]["per_fold"])]
+            out["paired"][f"{a} - {b}"] = {
+                "folds": fold_interval(diffs, config.confidence),
+                "pooled_bootstrap": paired_bootstrap(
+                    pool["stance"], predictions[a]["stance"], predictions[b]["stance"], pool["article_id"],
+                    lambda gold, pred: macro_f1(gold, pred, "stance"), resamples=config.resamples, confidence=config.confidence, seed=config.seed,
+                ),
+            }
+    return out
+
+
+def render_cross_validation(cv: dict[str, Any]) -> str:
+    """The cross-validation section of reports/benchmark.md."""
+    lines = [
+        f"\n## {cv['folds']}-fold cross-validation over the development articles\n\n",
+        f"{cv['articles']} articles ({cv['sentences']} sentences) of train + validation, the fixed test split left out; "
+        "the same folds for every system, one seed. Mean ± standard deviation over folds, and the pooled out-of-fold "
+        "score (every article predicted once, by models that never saw it).\n\n",
+        markdown_table(
+            ["system", "stance macro-F1", "actor macro-F1", "pair accuracy", "pooled stance F1", "pooled actor F1"],
+            [
+                [name, *(f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}" for k in HEADLINE), r["pooled"]["stance_macro_f1"], r["pooled"]["actor_macro_f1"]]
+                for name, r in cv["systems"].items()
+            ],
+        ),
+        "\nPaired differences of stance macro-F1:\n\n",
+        markdown_table(
+            ["pair", "mean over folds", f"t interval over folds", "pooled difference", "bootstrap interval over articles"],
+            [
+                [pair, f"{d['folds']['difference']:+.3f}", f"[{d['folds']['low']:+.3f}, {d['folds']['high']:+.3f}]",
+                 f"{d['pooled_bootstrap']['difference']:+.3f}", f"[{d['pooled_bootstrap']['low']:+.3f}, {d['pooled_bootstrap']['high']:+.3f}]"]
+                for pair, d in cv["paired"].items()
+            ],
+        ),
+    ]
+    return "".join(lines)
+
+
 def render(report: dict[str, Any]) -> str:
     """reports/benchmark.md"""
     s = report["systems"]
@@ -268,6 +349,14 @@ def render(report: dict[str, Any]) -> str:
                 [[m, temporal["systems"][m]["stance_macro_f1"], s[m]["stance_macro_f1"]["mean"]] for m in temporal["systems"]],
             )
         )
+    fitted = {m: c for m, c in report["calibration"].items() if "ece_calibrated_by_field" in c}
+    if fitted:
+        lines.append("\n## Temperature scaling (fitted on validation, ECE on test)\n\n")
+        lines.append(markdown_table(
+            ["system", "stance T", "stance ECE", "stance ECE calibrated", "actor T", "actor ECE", "actor ECE calibrated"],
+            [[m, c["temperatures"]["stance"], c["ece_by_field"]["stance"], c["ece_calibrated_by_field"]["stance"],
+              c["temperatures"]["actor"], c["ece_by_field"]["actor"], c["ece_calibrated_by_field"]["actor"]] for m, c in fitted.items()],
+        ))
     lines.append("\n## Calibration (stance)\n\n![reliability](benchmark/reliability.png) ![abstention](benchmark/abstention.png)\n\n")
     lines.append(
         markdown_table(
@@ -278,6 +367,7 @@ def render(report: dict[str, Any]) -> str:
             ],
         )
     )
+    lines.append(render_cross_validation(report["cross_validation"]))
     lines.append("\n## Largest stance confusions\n")
     for model, rows in report["errors"].items():
         lines.append(f"\n### {model}\n\n")
@@ -317,12 +407,16 @@ def main() -> None:
 
     seeds, fractions, ideas = bench.seeds, bench.learning_curve_fractions, dict(bench.ideas)
     transformer_config = dataclasses.replace(transformer_config, **bench.transformer)
-    cutoff = bench.temporal_cutoff
+    cutoff, cv_config = bench.temporal_cutoff, bench.cross_validation
+    # Applied after every system's own overrides: --quick shrinks them all alike.
+    last_overrides: dict[str, Any] = {}
     if args.quick:
         q = bench.quick
         seeds, fractions = q.seeds, q.learning_curve_fractions
         ideas = {k: v for k, v in ideas.items() if k in q.ideas}
-        transformer_config = dataclasses.replace(transformer_config, **q.transformer)
+        last_overrides = dict(q.transformer)
+        transformer_config = dataclasses.replace(transformer_config, **last_overrides)
+        cv_config = dataclasses.replace(cv_config, folds=q.cross_validation_folds, validation_folds=2, resamples=50)
         share = {"train": 0.7, "validation": 0.15, "test": 0.15}
         splits = {n: article_subset(d, max(1, round(q.max_articles * share[n])) / len(set(d["article_id"])), 0) for n, d in splits.items()}
         dates = sorted(set(d for data in splits.values() for d in data["date"]))
@@ -340,8 +434,10 @@ def main() -> None:
     Maker = tuple[dict[str, Any], Callable[[], Any]]  # (what is trained, for the cache key; how)
 
     def transformer(seed: int, **overrides: Any) -> Maker:
-        config = dataclasses.replace(transformer_config, seed=seed, **overrides)
-        return {"model": "transformer", **dataclasses.asdict(config)}, lambda: TransformerModel(config)
+        config = dataclasses.replace(transformer_config, seed=seed, **{**overrides, **last_overrides})
+        # Where the encoder cache lies changes no result, so it is not part of the key.
+        spec = {"model": "transformer", **{k: v for k, v in dataclasses.asdict(config).items() if k != "encoder_cache"}}
+        return spec, lambda: TransformerModel(config)
 
     def baseline(seed: int) -> Maker:
         config = dataclasses.replace(baseline_config, seed=seed)
@@ -352,13 +448,14 @@ def main() -> None:
         cache = cache_dir / run_key(spec, t_train, t_val, t_test) if cache_dir else None
         return run_system(make, t_train, t_val, t_test, cache)
 
-    embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size)
+    embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size, transformer_config.encoder_cache)
     plan: dict[str, tuple[str, list[Maker]]] = {
         "majority": ("reference", [({"model": "majority"}, MajorityModel)]),
         "rules": ("reference", [({"model": "rules", **dataclasses.asdict(rules)}, lambda: RuleModel(rules))]),
         "frozen_embeddings_lr": ("reference", [({"model": "embedding", **dataclasses.asdict(bench.embedding), "seed": seeds[0]}, lambda: embedding)]),
         "baseline": ("model", [baseline(s) for s in seeds]),
         "transformer": ("model", [transformer(s) for s in seeds]),
+        **{name: ("model", [transformer(s, **overrides) for s in seeds]) for name, overrides in bench.encoders.items()},
         **{f"transformer+{name}": ("idea", [transformer(s, **overrides) for s in seeds[: idea_seeds.get(name, len(seeds))]])
            for name, overrides in ideas.items()},
     }
@@ -405,10 +502,23 @@ def main() -> None:
         for model, maker in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
             temporal["systems"][model] = fit(maker, t_train, t_val, t_test)["scores"]
 
+    # The fixed test split never enters: folds are made of the development articles.
+    development = {k: train[k] + validation[k] for k in train}
+    known = {"baseline", "transformer", "train_on_all", *bench.encoders}
+    if set(cv_config.systems) - known:
+        raise ValueError(f"benchmark.yaml cross_validation.systems: unknown {sorted(set(cv_config.systems) - known)}; choices: {sorted(known)}")
+    cv_makers = {
+        name: ((transformer(seeds[0], checkpoint="last"), True) if name == "train_on_all"
+               else (baseline(seeds[0]), False) if name == "baseline"
+               else (transformer(seeds[0], **bench.encoders.get(name, {})), False))
+        for name in cv_config.systems
+    }
+    cross_validation = cross_validate(cv_config, development, cv_makers, fit)
+
     report_calibration: dict[str, Any] = {}
     reliability: dict[str, list[tuple[float, float]]] = {}
     coverage: dict[str, list[tuple[float, float]]] = {}
-    for model in ("baseline", "transformer", "baseline+transformer average"):
+    for model in ("baseline", "transformer", *bench.encoders, "baseline+transformer average"):
         result = runs[model][0]
         _, stance_p = joint_probabilities(result["_test_proba"].actor, result["_test_proba"].stance)
         confidence = stance_p.max(axis=1)
@@ -416,6 +526,14 @@ def main() -> None:
         cal = calibration(confidence, correct, bench.calibration_bins)
         abstain = abstention_curve(test["stance"], result["_pred"]["stance"], confidence, bench.abstention_thresholds, "stance")
         report_calibration[model] = {"ece": cal["ece"], "bins": cal["bins"], "abstention": abstain}
+        if "_val_proba" in result:
+            # Temperature scaling as the train stages do it: fitted on validation, judged on test.
+            temperatures = Temperatures.fit(result["_val_proba"], validation)
+            report_calibration[model].update(
+                temperatures={"actor": temperatures.actor, "stance": temperatures.stance},
+                ece_by_field=expected_calibration_error(result["_test_proba"], test, bench.calibration_bins),
+                ece_calibrated_by_field=expected_calibration_error(temperatures.apply(result["_test_proba"]), test, bench.calibration_bins),
+            )
         reliability[model] = [(b["confidence"], b["accuracy"]) for b in cal["bins"]]
         coverage[model] = [(a["coverage"], a["accuracy_answered"]) for a in abstain]
     plot_lines(figures / "reliability.png", reliability, "confidence (max stance probability)", "accuracy", "Reliability (test, stance)", diagonal=True)
@@ -433,9 +551,10 @@ def main() -> None:
         "learning_curve": curve,
         "temporal": temporal,
         "calibration": report_calibration,
+        "cross_validation": cross_validation,
         "errors": {m: confusions(test, runs[m][0]["_pred"]["stance"], "stance", bench.error_examples) for m in ("baseline", "transformer")},
-        "notes": "context_title reads each sentence with its article's title, on validation and test too. predict() is "
-        "given bare text without a title, so adopting it would also need a title input there.",
+        "notes": "context_title reads each sentence with its article's title, on validation and test too; predict() reads a "
+        "title only when it is given one. train_on_all is judged by cross-validation only: it trains on the validation articles.",
     }
     atomic.write_json(reports / "benchmark.json", public(report))
     atomic.write_text(reports / "benchmark.md", render(public(report)))
@@ -447,6 +566,9 @@ def main() -> None:
         tracking.log_metrics({
             f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"]
             for name, system in systems.items() for key in HEADLINE
+        })
+        tracking.log_metrics({
+            f"cv_{name}_{key}_mean": system[key]["mean"] for name, system in cross_validation["systems"].items() for key in HEADLINE
         })
         tracking.add_to_run(run_id, {}, {}, {"benchmark": [reports / "benchmark.md", reports / "benchmark.json", *sorted(figures.glob("*.png"))]})
     print(render(public(report)))

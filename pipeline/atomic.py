@@ -20,7 +20,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    _remove_abandoned(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent)) / path.name
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
@@ -31,6 +32,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove temporaries of `path` left by a writer that was killed (its process is gone)."""
+    prefix = f".{path.name}."
+    for sibling in path.parent.glob(f"{prefix}*"):
+        owner = sibling.name[len(prefix) :].split(".", 1)[0]
+        if sibling.is_dir() and owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 
@@ -44,6 +44,7 @@ class PrepareConfig:
     split: SplitConfig
     min_boundary_agreement: float
     max_articles: Optional[int]
+    batch_split: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,10 @@ class TransformerConfig:
     weight_decay: float
     warmup_ratio: float
     dropout: float
+    # Bottom encoder layers (with the embeddings) kept frozen: a cheaper backward pass.
+    freeze_layers: int
     patience: int
+    checkpoint: str
     actor_loss_weight: float
     class_weighting: str
     # SetFit-style contrastive pre-training of the encoder before fine-tuning
@@ -87,6 +91,10 @@ class TransformerConfig:
     onnx_opset: int
     device: str
     num_threads: Optional[int]
+    # Mixed precision of the training steps (models/transformer.py training_dtype).
+    precision: str
+    # Where encoders extracted from split-zip packages are kept (pipeline/encoders.py).
+    encoder_cache: str
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,52 @@ class PredictConfig:
     batch_size: int
     transformer_runtime: str
     baseline_word_cache: int
+    # Apply the temperatures saved with the model (pipeline/calibration.py); labels never change.
+    calibrated: bool
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    app_name: str
+    arrow_batch_size: int
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    model: str
+    part_articles: int
+    spark: SparkConfig
+
+
+@dataclass(frozen=True)
+class TrendBootstrapConfig:
+    resamples: int
+    confidence: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrendsConfig:
+    period: str
+    by: tuple[str, ...]
+    estimators: tuple[str, ...]
+    chart_estimator: str
+    bootstrap: TrendBootstrapConfig
+    check_period: str
+
+
+@dataclass(frozen=True)
+class AnnotationConfig:
+    seed: int
+    uncertainty: str
+    model: str
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    fit: bool
+    ece_bins: int
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -139,11 +193,21 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return dict(value)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float:
+        # YAML 1.1 reads 1e-4 (no dot) as a string; take it as the number it spells.
+        try:
+            return float(value) if isinstance(value, str) else _reject(value, hint, where)
+        except ValueError:
+            _reject(value, hint, where)
     if hint in (int, str, bool) and not isinstance(value, hint) or (
         hint is int and isinstance(value, bool)
     ):
         raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
+
+
+def _reject(value: Any, hint: Any, where: str) -> Any:
+    raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
 
 
 def _build(cls: type[T], data: Any, where: str) -> T:
@@ -160,16 +224,35 @@ def _build(cls: type[T], data: Any, where: str) -> T:
     return cls(**{n: _coerce(data[n], hints[n], f"{where}.{n}") for n in names})
 
 
-def load_config(path: str | Path, cls: type[T]) -> T:
+def load_config(path: str | Path, cls: type[T], overrides: Mapping[str, Any] | None = None) -> T:
     """Read the YAML file at `path` into the dataclass `cls`, checking every key.
 
+    `overrides` replace top-level keys of the file (and are checked the same way).
     Raises ValueError naming the file and the key on a missing, unknown or
     mistyped value, and FileNotFoundError when the file does not exist.
     """
     path = Path(path)
     with path.open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
+    if overrides:
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping, got {data!r}")
+        data = {**data, **overrides}
     return _build(cls, data, str(path))
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings into a dict, each VALUE read as YAML (`epochs=3`, `c_grid=[1.0]`)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{pair!r}: the value is not valid YAML ({err.problem})") from None
+    return out
 
 
 def to_flat_dict(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -220,6 +303,18 @@ class QuickConfig:
     learning_curve_fractions: tuple[float, ...]
     transformer: dict[str, Any]
     ideas: tuple[str, ...]
+    cross_validation_folds: int
+
+
+@dataclass(frozen=True)
+class CrossValidationConfig:
+    folds: int
+    seed: int
+    # 1 in this many of each fold's training articles validates (early stopping, C).
+    validation_folds: int
+    systems: tuple[str, ...]
+    confidence: float
+    resamples: int
 
 
 @dataclass(frozen=True)
@@ -233,5 +328,7 @@ class BenchmarkConfig:
     error_examples: int
     embedding: EmbeddingConfig
     transformer: dict[str, Any]
+    encoders: dict[str, dict[str, Any]]
     ideas: dict[str, dict[str, Any]]
+    cross_validation: CrossValidationConfig
     quick: QuickConfig

@@ -6,6 +6,7 @@ line and the offending value, before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import json
@@ -21,7 +22,14 @@ from pipeline.segment import split_sentences
 ARTICLES_FILE = "articles.jsonl"
 SENTENCES_FILE = "sentences.jsonl"
 PASS_FILES = {"a": "passes/annotator_a.jsonl", "b": "passes/annotator_b.jsonl"}
-AGREEMENT_VALUES = ("unanimous", "adjudicated")
+# Every file passes/annotator_<name>.jsonl of a corpus is one annotator's pass.
+PASS_GLOB = "passes/annotator_*.jsonl"
+# How a gold label was reached: all annotators agreed, an adjudicator decided, a strict
+# majority of 3+ annotators, or one annotator alone (user batches, pipeline/annotation).
+AGREEMENT_VALUES = ("unanimous", "adjudicated", "majority", "single")
+# The segmented sentences of a user batch, labelled or not (the "sentence before" of a
+# labelled sentence is its previous segment, labelled or not).
+SEGMENTS_FILE = "segments.jsonl"
 SPLITS = ("train", "validation", "test")
 
 
@@ -61,6 +69,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         handle = path.open(encoding="utf-8")
     except FileNotFoundError:
         raise CorpusError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise CorpusError(path, None, "is a directory, expected a file") from None
     with handle:
         try:
             for number, raw in enumerate(handle, start=1):
@@ -130,8 +140,12 @@ def _check_rule9(actor: str, stance: str, path: Path, line: int) -> None:
         )
 
 
-def load_sentences(path: Path, articles: dict[str, Article]) -> list[LabelledSentence]:
-    """Read and validate sentences.jsonl against its articles."""
+def load_sentences(path: Path, articles: dict[str, Article], contiguous: bool = True) -> list[LabelledSentence]:
+    """Read and validate sentences.jsonl against its articles.
+
+    `contiguous`: each article's sentences must be positions 0..n-1 (the bundled
+    corpus labels every sentence); otherwise they need only increase (a user batch
+    labels a selection)."""
     sentences: list[LabelledSentence] = []
     seen: dict[str, int] = {}
     for line, obj in read_jsonl(path):
@@ -154,12 +168,12 @@ def load_sentences(path: Path, articles: dict[str, Article]) -> list[LabelledSen
         if not text.strip():
             raise CorpusError(path, line, "field 'text' is empty")
         sentences.append(LabelledSentence(sid, article_id, position, text, actor, stance, agreement, line))
-    _check_in_articles(path, sentences, articles)
+    _check_in_articles(path, sentences, articles, contiguous)
     return sentences
 
 
-def _check_in_articles(path: Path, sentences: Sequence[LabelledSentence], articles: dict[str, Article]) -> None:
-    """Each article's sentences must be 0..n-1 and appear in its text, in order."""
+def _check_in_articles(path: Path, sentences: Sequence[LabelledSentence], articles: dict[str, Article], contiguous: bool) -> None:
+    """Each article's sentences must appear in its text, in order (and be 0..n-1 if `contiguous`)."""
     by_article: dict[str, list[LabelledSentence]] = {}
     for s in sentences:
         by_article.setdefault(s.article_id, []).append(s)
@@ -168,8 +182,10 @@ def _check_in_articles(path: Path, sentences: Sequence[LabelledSentence], articl
         text = articles[article_id].text
         cursor = 0
         for expected, s in enumerate(group):
-            if s.position != expected:
+            if contiguous and s.position != expected:
                 raise CorpusError(path, s.line, f"article {article_id!r}: position {s.position}, expected {expected}")
+            if expected and s.position == group[expected - 1].position:
+                raise CorpusError(path, s.line, f"article {article_id!r}: position {s.position} twice")
             found = text.find(s.text, cursor)
             if found < 0:
                 raise CorpusError(
@@ -178,8 +194,8 @@ def _check_in_articles(path: Path, sentences: Sequence[LabelledSentence], articl
             cursor = found + len(s.text)
 
 
-def load_pass(path: Path, sentence_ids: set[str]) -> dict[str, tuple[str, str]]:
-    """Read one annotation pass: sentence id -> (actor, stance)."""
+def load_pass(path: Path, sentence_ids: set[str], complete: bool = True) -> dict[str, tuple[str, str]]:
+    """Read one annotation pass: sentence id -> (actor, stance); `complete`: it labels every sentence."""
     labels: dict[str, tuple[str, str]] = {}
     seen: dict[str, int] = {}
     for line, obj in read_jsonl(path):
@@ -189,7 +205,7 @@ def load_pass(path: Path, sentence_ids: set[str]) -> dict[str, tuple[str, str]]:
             raise CorpusError(path, line, f"id {sid!r} is not in {SENTENCES_FILE}")
         labels[sid] = (_label(obj, "actor", path, line), _label(obj, "stance", path, line))
     missing = sentence_ids - set(labels)
-    if missing:
+    if missing and complete:
         raise CorpusError(path, None, f"{len(missing)} sentence(s) have no label, e.g. {sorted(missing)[0]!r}")
     return labels
 
@@ -204,16 +220,48 @@ class Corpus:
     articles: dict[str, Article]
     sentences: list[LabelledSentence]
     passes: dict[str, dict[str, tuple[str, str]]]
+    # The sentence before each labelled sentence, where it is not the previous labelled one.
+    previous: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def load_corpus(directory: str | Path) -> Corpus:
-    """Load and validate a corpus directory (articles, sentences, both passes)."""
+def load_corpus(directory: str | Path, complete: bool = True) -> Corpus:
+    """Load and validate a corpus directory (articles, sentences, annotator passes).
+
+    `complete` (the bundled corpus): every sentence of every article is labelled and
+    passes a and b both label all of them. Otherwise (a user batch, pipeline/annotation)
+    sentences are a selection, passes/annotator_*.jsonl are any number of partial
+    passes, and segments.jsonl gives each sentence the one before it.
+    """
     directory = Path(directory)
     articles = load_articles(directory / ARTICLES_FILE)
-    sentences = load_sentences(directory / SENTENCES_FILE, articles)
+    sentences = load_sentences(directory / SENTENCES_FILE, articles, contiguous=complete)
     ids = {s.id for s in sentences}
-    passes = {name: load_pass(directory / rel, ids) for name, rel in PASS_FILES.items()}
-    return Corpus(articles, sentences, passes)
+    if complete:
+        passes = {name: load_pass(directory / rel, ids) for name, rel in PASS_FILES.items()}
+        return Corpus(articles, sentences, passes)
+    passes = {p.stem[len("annotator_") :]: load_pass(p, ids, complete=False) for p in sorted(directory.glob(PASS_GLOB))}
+    previous: dict[str, str] = {}
+    if (directory / SEGMENTS_FILE).exists():
+        by_position = {(o["article_id"], o["position"]): o["text"] for _, o in read_jsonl(directory / SEGMENTS_FILE)}
+        previous = {s.id: by_position.get((s.article_id, s.position - 1), "") for s in sentences}
+    return Corpus(articles, sentences, passes, previous)
+
+
+def merge(corpora: Sequence[tuple[str, Corpus]]) -> Corpus:
+    """One corpus from several (name, corpus) pairs; an article id in two of them is an error."""
+    merged = Corpus({}, [], {})
+    owner: dict[str, str] = {}
+    for name, corpus in corpora:
+        for article_id, article in corpus.articles.items():
+            if article_id in owner:
+                raise CorpusError(name, None, f"article {article_id!r} is also in {owner[article_id]}")
+            owner[article_id] = name
+            merged.articles[article_id] = article
+        merged.sentences.extend(corpus.sentences)
+        for annotator, labels in corpus.passes.items():
+            merged.passes.setdefault(annotator, {}).update(labels)
+        merged.previous.update(corpus.previous)
+    return merged
 
 
 def assign_splits(
@@ -230,10 +278,7 @@ def assign_splits(
     if not 0 < validation < 1 or not 0 < test < 1 or validation + test >= 1:
         raise ValueError(f"split fractions must be in (0, 1) and sum below 1, got validation={validation}, test={test}")
     rng = np.random.default_rng(seed)
-    ordered: list[str] = []
-    for series in sorted({series_of(a) for a in article_ids}):
-        members = sorted(a for a in article_ids if series_of(a) == series)
-        ordered.extend(members[i] for i in rng.permutation(len(members)))
+    ordered = _series_order(article_ids, rng)
     n = len(ordered)
     n_test, n_validation = round(n * test), round(n * validation)
     if min(n_test, n_validation, n - n_test - n_validation) < 1:
@@ -247,6 +292,31 @@ def assign_splits(
             splits[remaining[k]] = name
         remaining = [a for k, a in enumerate(remaining) if k not in picked]
     return splits
+
+
+def _series_order(article_ids: Sequence[str], rng: np.random.Generator) -> list[str]:
+    """Articles shuffled within their series, laid end to end, series after series."""
+    ordered: list[str] = []
+    for series in sorted({series_of(a) for a in article_ids}):
+        members = sorted(a for a in article_ids if series_of(a) == series)
+        ordered.extend(members[i] for i in rng.permutation(len(members)))
+    return ordered
+
+
+def assign_folds(article_ids: Sequence[str], folds: int, seed: int) -> dict[str, int]:
+    """Assign whole articles to `folds` folds (0 .. folds-1), stratified by series.
+
+    Dealt in turn along the series-ordered list from a random start, so every fold
+    gets its share of each series to within one article. Seeded: the same ids,
+    folds and seed give the same folds, whatever the order of `article_ids`.
+    """
+    ids = sorted(set(article_ids))
+    if not 2 <= folds <= len(ids):
+        raise ValueError(f"folds must be between 2 and the number of articles ({len(ids)}), got {folds}")
+    rng = np.random.default_rng(seed)
+    ordered = _series_order(ids, rng)
+    start = int(rng.integers(folds))
+    return {article_id: (start + k) % folds for k, article_id in enumerate(ordered)}
 
 
 def boundary_matches(segmented: Sequence[str], gold: Sequence[str]) -> list[bool]:
@@ -277,8 +347,11 @@ def build_rows(corpus: Corpus, segment_options: dict[str, Any]) -> list[dict[str
         matches = boundary_matches(segmented, [s.text for s in group])
         previous = ""
         for s, match in zip(group, matches):
-            a_actor, a_stance = corpus.passes["a"][s.id]
-            b_actor, b_stance = corpus.passes["b"][s.id]
+            # The first two annotators who labelled the sentence (a and b in the bundled
+            # corpus); "" where fewer did.
+            labels = [p[s.id] for _, p in sorted(corpus.passes.items()) if s.id in p] + [("", "")] * 2
+            (a_actor, a_stance), (b_actor, b_stance) = labels[0], labels[1]
+            previous = corpus.previous.get(s.id, previous)
             rows.append(
                 {
                     "id": s.id,

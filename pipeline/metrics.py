@@ -84,6 +84,24 @@ def paired_bootstrap(
     }
 
 
+def fold_interval(differences: Sequence[float], confidence: float) -> dict[str, float]:
+    """Mean of per-fold differences with a Student-t interval over the folds.
+
+    Each fold's difference is one paired observation (both systems trained and
+    tested on the same articles), so the interval carries the variation that
+    comes from training on other data, which a bootstrap of one test set cannot.
+    """
+    from scipy import stats
+
+    values = np.asarray(differences, float)
+    k = len(values)
+    if k < 2:
+        raise ValueError(f"an interval over folds needs at least 2 folds, got {k}")
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, k - 1)) * sd / np.sqrt(k)
+    return {"difference": mean, "sd": sd, "low": mean - half, "high": mean + half, "folds": k, "confidence": float(confidence)}
+
+
 def agreement(labels_a: Sequence[str], labels_b: Sequence[str], field: str) -> dict[str, float]:
     """Cohen's kappa, macro-F1 (one pass scored against the other) and raw agreement."""
     a, b = np.asarray(labels_a), np.asarray(labels_b)

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from pipeline.calibration import Temperatures
 from pipeline.config import CONFIG_DIR, PROJECT_ROOT, PredictConfig, SegmentConfig, load_config
 from pipeline.labels import ACTORS, STANCES, decode, joint_probabilities
 from pipeline.models import META_FILE, MODEL_NAMES, StanceModel, load_model
@@ -102,11 +103,17 @@ def _items(text: Any, title: str | None = None) -> Iterator[tuple[str, str]]:
 class Predictor:
     """A loaded model plus the segmentation settings used on new text."""
 
-    def __init__(self, model: StanceModel, segment: SegmentConfig, batch_size: int, name: str = "") -> None:
+    def __init__(
+        self, model: StanceModel, segment: SegmentConfig, batch_size: int, name: str = "",
+        temperatures: Temperatures | None = None, calibrated: bool = True,
+    ) -> None:
         self.model = model
         self.segment = segment
         self.batch_size = batch_size
         self.name = name
+        # The model's calibration (None: it has none, probabilities are the model's own).
+        self.temperatures = temperatures
+        self.calibrated = calibrated
 
     @classmethod
     def from_model_dir(
@@ -117,12 +124,15 @@ class Predictor:
         name: str = "",
         runtime: str = "torch",
         baseline_word_cache: int = 0,
+        calibrated: bool = True,
     ) -> "Predictor":
         """Load whichever model kind is saved in `model_dir`.
 
         `runtime` picks the transformer's engine (see RUNTIMES). "onnx" falls back
         to PyTorch, with a warning, for a model saved without a model.onnx.
         `baseline_word_cache` bounds the baseline's per-word feature cache.
+        `calibrated`: rescale probabilities by the temperatures saved with the model
+        (calibration.json), when it has them; labels are the same either way.
         """
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown transformer runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
@@ -154,7 +164,7 @@ class Predictor:
                 )
         if model is None:
             model = load_model(kind, model_dir, **({"word_cache": baseline_word_cache} if kind == "baseline" else {}))
-        return cls(model, segment, batch_size, name or kind)
+        return cls(model, segment, batch_size, name or kind, Temperatures.load(model_dir), calibrated)
 
     def _sentences(self, text: str, split: bool) -> list[str]:
         if not split:
@@ -167,11 +177,13 @@ class Predictor:
             max_sentence_chars=self.segment.max_sentence_chars,
         )
 
-    def _flush(self, pending: list[tuple[int, int, str, str, str]], batch_size: int) -> Iterator[SentencePrediction]:
+    def _flush(self, pending: list[tuple[int, int, str, str, str]], batch_size: int, calibrated: bool) -> Iterator[SentencePrediction]:
         proba = self.model.predict_proba(
             {"text": [p[2] for p in pending], "prev_text": [p[3] for p in pending], "title": [p[4] for p in pending]},
             batch_size=batch_size,
         )
+        if calibrated and self.temperatures is not None:
+            proba = self.temperatures.apply(proba)
         actors, stances = decode(proba.actor, proba.stance)
         actor_p, stance_p = joint_probabilities(proba.actor, proba.stance)
         # Converted once per batch: per-sentence numpy calls cost more than the baseline's features.
@@ -191,10 +203,12 @@ class Predictor:
             )
 
     def predict_iter(
-        self, text: Any, split_sentences: bool = True, batch_size: int | None = None, title: str | None = None
+        self, text: Any, split_sentences: bool = True, batch_size: int | None = None, title: str | None = None,
+        calibrated: bool | None = None,
     ) -> Iterator[SentencePrediction]:
         """Like `predict`, but yields results as batches complete (bounded memory)."""
         batch_size = batch_size or self.batch_size
+        calibrated = self.calibrated if calibrated is None else calibrated
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         # Sentences are gathered across items into chunks of a few batches, so a
@@ -208,20 +222,51 @@ class Predictor:
                 pending.append((item, index, sentence, previous, item_title))
                 previous = sentence
                 if len(pending) >= chunk:
-                    yield from self._flush(pending, batch_size)
+                    yield from self._flush(pending, batch_size, calibrated)
                     pending = []
         if pending:
-            yield from self._flush(pending, batch_size)
+            yield from self._flush(pending, batch_size, calibrated)
+
+    def predict_segmented(
+        self, sentences: list[str], previous: list[str], titles: list[str], batch_size: int | None = None, calibrated: bool | None = None
+    ) -> list[SentencePrediction]:
+        """Predict sentences that are already segmented, each with its own context
+        (the sentence before it and its article's title), as the corpus gives them.
+
+        Results come in input order, `item` numbering the sentences."""
+        if not len(sentences) == len(previous) == len(titles):
+            raise ValueError(f"sentences, previous and titles differ in length: {len(sentences)}, {len(previous)}, {len(titles)}")
+        batch_size = batch_size or self.batch_size
+        calibrated = self.calibrated if calibrated is None else calibrated
+        pending = [(k, 0, s, p, t) for k, (s, p, t) in enumerate(zip(sentences, previous, titles))]
+        out: list[SentencePrediction] = []
+        for start in range(0, len(pending), batch_size * 8):
+            out.extend(self._flush(pending[start : start + batch_size * 8], batch_size, calibrated))
+        return out
 
     def predict(
-        self, text: Any, split_sentences: bool = True, batch_size: int | None = None, title: str | None = None
+        self, text: Any, split_sentences: bool = True, batch_size: int | None = None, title: str | None = None,
+        calibrated: bool | None = None,
     ) -> list[SentencePrediction]:
         """Predict actor and stance for every sentence of `text` (see `pipeline.predict`)."""
-        return list(self.predict_iter(text, split_sentences, batch_size, title))
+        return list(self.predict_iter(text, split_sentences, batch_size, title, calibrated))
 
 
 _PREDICTORS: dict[tuple[str, str], Predictor] = {}
 _LOCK = threading.Lock()
+
+
+def registered_version(model: str, models_dir: str | Path | None = None) -> str | None:
+    """"<registered name>:<version>" of the evaluated model `model` ("champion",
+    "baseline" or "transformer"), from the evaluate stage's champion.json; None
+    before the first evaluation."""
+    path = (Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR) / CHAMPION_FILE
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    name = record["model"] if model == CHAMPION else model
+    entry = record.get("registered", {}).get(name)
+    return f"{entry['registered_model']}:{entry['version']}" if entry else None
 
 
 def resolve_model_name(model: str, models_dir: Path) -> str:
@@ -248,7 +293,8 @@ def get_predictor(model: str = CHAMPION, models_dir: str | Path | None = None, c
             settings = load_config(config_dir / "predict.yaml", PredictConfig)
             try:
                 _PREDICTORS[key] = Predictor.from_model_dir(
-                    models_dir / name, segment, settings.batch_size, name, settings.transformer_runtime, settings.baseline_word_cache
+                    models_dir / name, segment, settings.batch_size, name, settings.transformer_runtime, settings.baseline_word_cache,
+                    settings.calibrated,
                 )
             except ModelNotTrainedError:
                 raise ModelNotTrainedError(
@@ -264,6 +310,7 @@ def predict(
     batch_size: int | None = None,
     models_dir: str | Path | None = None,
     title: str | None = None,
+    calibrated: bool | None = None,
 ) -> list[SentencePrediction]:
     """Actor and stance for every sentence of `text`.
 
@@ -277,5 +324,8 @@ def predict(
     per sentence, in input order, each naming its source `item`. The actor is
     `none` exactly when the stance is `none`: the stance head decides whether a
     sentence holds a stance, the actor head whose it is (see labels.decode).
+    Probabilities are calibrated by the temperatures fitted on validation and
+    saved with the model (configs/predict.yaml `calibrated`, or `calibrated=False`
+    here for the model's raw probabilities); labels are the same either way.
     """
-    return get_predictor(model, models_dir).predict(text, split_sentences, batch_size, title)
+    return get_predictor(model, models_dir).predict(text, split_sentences, batch_size, title, calibrated)

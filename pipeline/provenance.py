@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 
 def git_commit(directory: str | Path) -> str:
@@ -34,12 +35,13 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_version(path: str | Path) -> str:
+def data_version(path: str | Path, include: Callable[[str], bool] | None = None) -> str:
     """DVC's hash of a file or directory (`<md5>` or `<md5>.dir`), as dvc.lock records it.
 
     A directory's hash is the MD5 of the JSON list of its files' relative paths
     and MD5s, sorted by path, the way DVC builds it, so this tag can be matched
-    against `dvc.lock` and `dvc data status`.
+    against `dvc.lock` and `dvc data status`. `include` keeps only the files whose
+    relative path it accepts (then the hash is no longer DVC's).
     """
     path = Path(path)
     if path.is_file():
@@ -47,7 +49,7 @@ def data_version(path: str | Path) -> str:
     entries = [
         {"md5": _md5(f), "relpath": f.relative_to(path).as_posix()}
         for f in sorted(path.rglob("*"), key=lambda p: p.relative_to(path).as_posix())
-        if f.is_file()
+        if f.is_file() and (include is None or include(f.relative_to(path).as_posix()))
     ]
     listing = json.dumps(entries, sort_keys=True).encode("utf-8")
     return hashlib.md5(listing).hexdigest() + ".dir"

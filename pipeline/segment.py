@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import threading
 import unicodedata
 from typing import Iterator
 
@@ -56,10 +57,20 @@ class _Segmenter(pysbd.Segmenter):
         return spans
 
 
-@functools.lru_cache(maxsize=4)
+_LOCAL = threading.local()
+
+
 def sentence_segmenter(language: str) -> pysbd.Segmenter:
-    """The (shared) pysbd segmenter for `language`, with the faster span search."""
-    return _Segmenter(language=language, clean=False)
+    """This thread's pysbd segmenter for `language`, with the faster span search.
+
+    One per thread: a pysbd Segmenter keeps the text it is segmenting on itself
+    (`original_text`), so one shared by threads mixed their sentences up (found by
+    tests/test_concurrency.py: 8 threads got sentences of each other's articles).
+    """
+    cache = _LOCAL.__dict__.setdefault("segmenters", {})
+    if language not in cache:
+        cache[language] = _Segmenter(language=language, clean=False)
+    return cache[language]
 
 
 _UNWANTED_CATEGORIES = ("Cc", "Cf", "Cs")

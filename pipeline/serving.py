@@ -31,6 +31,7 @@ class StancePyfunc(PythonModel):
             settings.batch_size,
             runtime=settings.transformer_runtime,
             baseline_word_cache=settings.baseline_word_cache,
+            calibrated=settings.calibrated,
         )
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -132,3 +132,33 @@ def find_run(experiment_id: str, tags: Mapping[str, str]) -> str | None:
     query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
     runs = MlflowClient().search_runs([experiment_id], filter_string=query, max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def served_predictor(model_uri: str) -> Any:
+    """The Predictor inside the pyfunc model at `model_uri` (e.g. models:/stance@champion)."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().predictor
+
+
+def registered_name_version(model_uri: str) -> str | None:
+    """"name:version" of a `models:/name@alias` or `models:/name/version` URI; None for other URIs."""
+    if not model_uri.startswith("models:/"):
+        return None
+    reference = model_uri[len("models:/") :]
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        version = alias_version(name, alias)
+        if version is None:
+            raise MlflowException(f"{model_uri}: registered model {name!r} has no alias {alias!r}")
+        return f"{name}:{version.version}"
+    name, _, version = reference.partition("/")
+    return f"{name}:{version}" if version else None
+
+
+def configure_uri(tracking_uri: str) -> None:
+    """Point MLflow at `tracking_uri` without selecting an experiment (a scoring worker)."""
+    mlflow.set_tracking_uri(tracking_uri)
+
+
+def spark_udf(spark: Any, model_uri: str, result_type: str, params: Mapping[str, Any]) -> Any:
+    """mlflow.pyfunc.spark_udf over the served model, in this environment."""
+    return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local", params=dict(params))

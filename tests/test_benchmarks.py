@@ -26,6 +26,14 @@ def test_quality_benchmark_quick_mode(project, tmp_path):
         assert 0.0 <= system["stance_macro_f1"]["mean"] <= 1.0
     assert (tmp_path / "benchmark" / "learning_curve.png").exists()
     assert "Quality benchmark" in (tmp_path / "benchmark.md").read_text()
+    cv = report["cross_validation"]
+    assert set(cv["systems"]) == {"baseline", "transformer", "transformer_minilm", "train_on_all"} and cv["folds"] == 2
+    for system in cv["systems"].values():
+        assert len(system["per_fold"]) == 2 and 0.0 <= system["pooled"]["stance_macro_f1"] <= 1.0
+    pair = cv["paired"]["baseline - transformer"]
+    assert pair["folds"]["low"] <= pair["folds"]["difference"] <= pair["folds"]["high"]
+    assert pair["pooled_bootstrap"]["low"] <= pair["pooled_bootstrap"]["high"]
+    assert "cross-validation over the development articles" in (tmp_path / "benchmark.md").read_text()
 
 
 def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
@@ -42,12 +50,17 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     out = tmp_path / "speed.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "predict_speed.py"), "--models", str(root / "models"),
-         "--data", str(root / "data" / "prepared"), "--configs", str(configs), "--out", str(out)],
+         "--data", str(root / "data" / "prepared"), "--configs", str(configs), "--out", str(out),
+         "--extra-encoder", f"small={root / 'models' / 'transformer'}"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference"}
+    assert set(results) == {"baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference",
+                            "small/transformer", "small/transformer_fp32_reference"}
+    # Each encoder is compared with its own reference; the same weights give the same predictions.
+    assert results["small/transformer"]["test_changed_vs_reference"] == results["transformer"]["test_changed_vs_reference"]
+    assert "speedup_vs_reference" in results["small/transformer"]
     assert results["transformer_onnx"]["runtime"] == "OnnxTransformerModel"
     assert results["transformer_bf16"]["runtime"] == "TransformerModel bf16"
     assert results["transformer_fp32_reference"]["runtime"] == "TransformerModel fp32"

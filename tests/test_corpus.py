@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpus import CorpusError, assign_splits, boundary_matches, load_corpus, series_of
+from pipeline.corpus import CorpusError, assign_folds, assign_splits, boundary_matches, load_corpus, series_of
 from pipeline.stages import prepare
 
 from conftest import CONFIGS, CORPUS
@@ -79,6 +79,21 @@ def test_splits_are_by_article_seeded_and_stratified():
         members = [i for i in ids if series_of(i) == series]
         if len(members) >= 6:
             assert {a[i] for i in members} == {"train", "validation", "test"}, series
+
+
+def test_folds_are_by_article_seeded_balanced_and_stratified():
+    ids = sorted(load_corpus(CORPUS).articles)
+    folds = assign_folds(ids, 5, seed=13)
+    assert folds == assign_folds(list(reversed(ids)), 5, seed=13)  # input order does not matter
+    assert folds != assign_folds(ids, 5, seed=14)
+    sizes = sorted(sum(f == k for f in folds.values()) for k in range(5))
+    assert set(folds) == set(ids) and sizes == [29, 29, 29, 29, 29]
+    for series in {series_of(i) for i in ids}:
+        members = [folds[i] for i in ids if series_of(i) == series]
+        counts = [members.count(k) for k in range(5)]
+        assert max(counts) - min(counts) <= 1, series
+    with pytest.raises(ValueError, match="folds must be between 2 and the number of articles"):
+        assign_folds(ids[:3], 4, seed=1)
 
 
 def test_too_few_articles_is_a_clear_error():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.metrics import agreement, macro_f1, paired_bootstrap, per_class, score
+from pipeline.metrics import agreement, fold_interval, macro_f1, paired_bootstrap, per_class, score
 
 
 def test_macro_f1_by_hand():
@@ -34,3 +34,13 @@ def test_agreement():
     a = ["none", "russia", "europe", "none"]
     assert agreement(a, a, "actor")["kappa"] == pytest.approx(1.0)
     assert agreement(a, ["none", "russia", "other", "russia"], "actor")["raw_agreement"] == 0.5
+
+
+def test_fold_interval_is_a_student_t_interval():
+    out = fold_interval([0.02, 0.04, 0.06, 0.08, 0.10], confidence=0.95)
+    # mean 0.06, sd 0.0316; t(0.975, 4) = 2.776: half-width 2.776 * 0.0316 / sqrt(5) = 0.0393
+    assert out["difference"] == pytest.approx(0.06)
+    assert out["high"] - out["difference"] == pytest.approx(0.0393, abs=1e-4)
+    assert out["low"] > 0 and out["folds"] == 5
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        fold_interval([0.1], confidence=0.95)

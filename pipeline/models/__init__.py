@@ -89,10 +89,21 @@ def load_model(name: str, directory: str | Path, **options: Any) -> StanceModel:
 
 def read_meta(directory: Path) -> dict[str, Any]:
     """A saved model's meta.json, refusing one whose label maps differ from pipeline.labels."""
-    meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+    from pipeline.integrity import ModelFileError
+
+    path = Path(directory) / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing; the model directory is incomplete") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: expected a JSON object")
     for key, labels in (("actors", ACTORS), ("stances", STANCES)):
         if key in meta and meta[key] != list(labels):
-            raise ValueError(f"{directory}: saved {key} {meta[key]} differ from pipeline.labels {list(labels)}")
+            raise ModelFileError(f"{path}: saved {key} {meta[key]} differ from this version's labels {list(labels)} (pipeline/labels.py); "
+                                 "the model was trained for another label schema")
     return meta
 
 

@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from pipeline import integrity
 from pipeline.config import BaselineConfig
 from pipeline.labels import ACTORS, STANCES
 from pipeline.models import META_FILE, Probabilities, Sentences, read_meta, validation_scores
@@ -144,6 +145,7 @@ class BaselineModel:
         sio.dump(self.pipeline, directory / MODEL_FILE)
         meta: dict[str, Any] = {"kind": "baseline", "C": self.c, "selection": self.selection}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        integrity.record(directory, [MODEL_FILE, META_FILE])
 
     @classmethod
     def load(cls, directory: Path, word_cache: int = 0) -> "BaselineModel":
@@ -151,7 +153,14 @@ class BaselineModel:
         path = Path(directory) / MODEL_FILE
         if not path.exists():
             raise FileNotFoundError(f"no baseline model at {path}")
+        integrity.verify(directory, [MODEL_FILE, META_FILE])
         model = cls(word_cache=word_cache)
+        try:
+            untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+        except Exception as err:  # zipfile, JSON and skops errors alike: the file is not a skops file
+            raise integrity.ModelFileError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
+        if untrusted:
+            raise integrity.ModelFileError(f"{path}: holds types outside the trusted list ({', '.join(untrusted)}); refusing to load it")
         model.pipeline = sio.load(path, trusted=TRUSTED_TYPES)
         meta = read_meta(directory)
         model.c, model.selection = meta["C"], meta["selection"]

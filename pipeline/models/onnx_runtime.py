@@ -23,16 +23,20 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import integrity
 from pipeline.labels import ACTORS, STANCES
-from pipeline.models import ENCODER_DIR, Probabilities, Sentences, context_texts, read_meta
+from pipeline.models import ENCODER_DIR, META_FILE, Probabilities, Sentences, context_texts, read_meta
 
 ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = f"{ENCODER_DIR}/tokenizer.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("actor", "stance")
 # Linear layers left in fp32 by the int8 pass (their names in BERT-like encoders).
 FP32_LAYERS = ("query", "key", "value")
-# Encoders whose graphs ONNX Runtime's "bert" optimizer fuses.
-BERT_LIKE = ("bert", "roberta", "xlm-roberta")
+# Encoders whose graphs ONNX Runtime's "bert" optimizer fuses. For MPNet it fuses the
+# layer norms (with their residual adds) and GELU, not attention, whose relative
+# position bias it does not know (tested: same probabilities as PyTorch).
+BERT_LIKE = ("bert", "roberta", "xlm-roberta", "mpnet")
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ def export(directory: Path, opset: int, quantize: bool) -> Path:
         if quantize:
             final = _quantize(final, Path(tmp) / "int8.onnx")
         os.replace(final, directory / ONNX_FILE)
+    integrity.record(directory, [ONNX_FILE])
     return directory / ONNX_FILE
 
 
@@ -138,8 +143,9 @@ class OnnxTransformerModel:
         directory = Path(directory)
         if not (directory / ONNX_FILE).exists():
             raise FileNotFoundError(f"no ONNX model at {directory / ONNX_FILE}")
+        integrity.verify(directory, [ONNX_FILE, META_FILE, TOKENIZER_FILE])
         meta = read_meta(directory)
-        tokenizer = Tokenizer.from_file(str(directory / ENCODER_DIR / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         tokenizer.no_padding()
         tokenizer.enable_truncation(meta["max_length"], strategy="longest_first")
         options = ort.SessionOptions()

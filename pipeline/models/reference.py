@@ -75,8 +75,8 @@ class RuleModel:
 class EmbeddingModel:
     """Frozen encoder, mean-pooled embeddings, one logistic regression per field."""
 
-    def __init__(self, pretrained: str, c_grid: tuple[float, ...], seed: int, max_length: int, batch_size: int) -> None:
-        self.pretrained, self.c_grid, self.seed = pretrained, c_grid, seed
+    def __init__(self, pretrained: str, c_grid: tuple[float, ...], seed: int, max_length: int, batch_size: int, encoder_cache: str) -> None:
+        self.pretrained, self.c_grid, self.seed, self.encoder_cache = pretrained, c_grid, seed, encoder_cache
         self.max_length, self.batch_size = max_length, batch_size
         self._encoder: Any = None
 
@@ -85,10 +85,10 @@ class EmbeddingModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from pipeline.models.transformer import resolve_pretrained
+        from pipeline.encoders import resolve_pretrained
 
         if self._encoder is None:
-            source = resolve_pretrained(self.pretrained)
+            source = resolve_pretrained(self.pretrained, self.encoder_cache)
             self._tokenizer = AutoTokenizer.from_pretrained(source)
             self._encoder = AutoModel.from_pretrained(source).eval()
         out = []

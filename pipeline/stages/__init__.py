@@ -12,11 +12,15 @@ from pipeline.provenance import git_commit
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
+def tracking_uri(config_dir: Path) -> str:
+    """The MLflow store: MLFLOW_TRACKING_URI if set, else configs/tracking.yaml's."""
+    return os.environ.get(TRACKING_URI_ENV) or load_config(config_dir / "tracking.yaml", TrackingConfig).tracking_uri
+
+
 def start_tracking(config_dir: Path) -> tuple[TrackingConfig, str]:
     """Configure MLflow from configs/tracking.yaml; the environment's URI wins."""
     config = load_config(config_dir / "tracking.yaml", TrackingConfig)
-    uri = os.environ.get(TRACKING_URI_ENV) or config.tracking_uri
-    return config, tracking.configure(uri, config.experiment)
+    return config, tracking.configure(tracking_uri(config_dir), config.experiment)
 
 
 def provenance_tags(stage: str, data_versions: dict[str, str]) -> dict[str, str]:

@@ -45,6 +45,14 @@ def data_markdown(report: dict[str, Any]) -> str:
                 ],
             )
         )
+    out.append(f"\nData version {report.get('data_version', report.get('corpus_version'))}: the bundled corpus {report.get('corpus_version')}")
+    batches = report.get("batches") or {}
+    if batches:
+        out.append(" plus the accepted user batches below.\n\n")
+        out.append(markdown_table(["batch", "articles", "sentences", "split", "version"],
+                                  [[n, b["articles"], b["sentences"], b["split"], b["version"]] for n, b in batches.items()]))
+    else:
+        out.append(", no user batches.\n")
     seg = report["segmenter"]
     out.append(
         f"\n## Sentence segmenter\n\nThe segmenter reproduces {seg['boundary_agreement']:.4f} of the corpus's "
@@ -74,6 +82,33 @@ def confusion_png(matrix: np.ndarray, labels: Sequence[str], title: str, path: P
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def trend_check_png(checks: dict[str, Any], path: Path) -> None:
+    """Predicted against gold stance shares on the test split, a panel per model, a colour per estimator."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(checks), figsize=(4.6 * len(checks), 4.4), squeeze=False)
+    for ax, (model, check) in zip(axes[0], checks.items()):
+        for estimator, marker in (("count", "o"), ("probability", "^")):
+            rows = [r for r in check["rows"] if r["estimator"] == estimator]
+            mae = check["estimators"][estimator]["share_mae"]
+            ax.scatter([r["gold_share"] for r in rows], [r["predicted_share"] for r in rows], marker=marker, alpha=0.6, label=f"{estimator} (MAE {mae:.3f})")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"gold share (per {check['period']}, actor, stance)")
+        ax.set_ylabel("predicted share")
+        ax.set_title(model)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
