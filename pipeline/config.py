@@ -69,6 +69,8 @@ class TransformerConfig:
     epochs: int
     batch_size: int
     eval_batch_size: int
+    # Inference pads a sentence to its length rounded up to this many tokens.
+    pad_multiple: int
     learning_rate: float
     head_learning_rate: float
     weight_decay: float

@@ -170,3 +170,27 @@ def test_frozen_layers_do_not_change_and_the_rest_trains(rows):
     assert any(moved)
     with pytest.raises(ValueError, match="the encoder has 6 layers"):
         TransformerModel(dataclasses.replace(config, freeze_layers=7)).fit(train, validation)
+
+
+@pytest.mark.parametrize("form", ["fp32", "int8", "bf16", "onnx"])
+def test_a_sentences_probabilities_do_not_depend_on_its_batch(trained_models, rows, form):
+    """Alone, in batches of any size, next to any other sentences: the same probabilities
+    (what lets predict(), the served model and both scoring engines agree to 1e-6)."""
+    from pipeline.models.onnx_runtime import OnnxTransformerModel
+
+    if form == "onnx":
+        model = OnnxTransformerModel.load(trained_models / "transformer")
+    else:
+        model = load_model("transformer", trained_models / "transformer")
+        if form == "int8":
+            model.to_int8()
+        elif form == "bf16":
+            model.to_bfloat16()
+    texts = list(rows["text"][:60])
+    reference = model.predict_proba({"text": texts}, 64).stance
+    for batch_size in (1, 2, 5, 16):
+        np.testing.assert_allclose(model.predict_proba({"text": texts}, batch_size).stance, reference, atol=1e-6, rtol=0)
+    for k in range(0, 60, 7):
+        np.testing.assert_allclose(model.predict_proba({"text": [texts[k]]}, 64).stance[0], reference[k], atol=1e-6, rtol=0)
+        mixed = model.predict_proba({"text": [texts[k], *texts[k + 1 : k + 9][::-1]]}, 4).stance[0]
+        np.testing.assert_allclose(mixed, reference[k], atol=1e-6, rtol=0)

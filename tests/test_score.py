@@ -144,7 +144,8 @@ def spark():
     pytest.importorskip("pyspark", reason="pyspark is an optional extra: pip install 'stance[spark]'")
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[2]").appName("stance tests").config("spark.pyspark.python", sys.executable)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers' Python: this one, with the pipeline
+    session = (SparkSession.builder.master("local[2]").appName("stance tests")
                .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "4").getOrCreate())
     yield session
@@ -153,22 +154,24 @@ def spark():
 
 @pytest.mark.slow
 @spark_only
-def test_spark_gives_the_local_engines_rows_and_loads_the_model_once_per_worker(spark, project, tmp_path, monkeypatch):
-    from pipeline.scoring.spark import score_spark
+def test_spark_gives_the_local_engines_rows_and_loads_the_model_once_per_worker(spark, project, tmp_path):
+    from pipeline.scoring.spark import LOAD_NOTE
 
     root, env = project
     articles = corpus_articles(24)
-    source = write_parquet(tmp_path / "in.parquet", articles)
-    log = tmp_path / "loads.log"
-    monkeypatch.setenv("STANCE_LOAD_LOG", str(log))
-    reference = str(root / "models" / "transformer")
-    many = spark.read.parquet(str(source)).repartition(8)
-    many.write.parquet(str(tmp_path / "in8.parquet"))
-    summary = score_spark(spark, str(tmp_path / "in8.parquet"), str(tmp_path / "spark_out"), reference, "transformer", None, None, str(root / "configs"))
+    write_parquet(tmp_path / "in.parquet", articles)
+    spark.read.parquet(str(tmp_path / "in.parquet")).repartition(8).write.parquet(str(tmp_path / "in8.parquet"))  # 8 partitions
+    set_arrow_batch = tmp_path / "configs"
+    shutil.copytree(root / "configs", set_arrow_batch)
+    score_yaml = set_arrow_batch / "score.yaml"
+    score_yaml.write_text(score_yaml.read_text().replace("arrow_batch_size: 64", "arrow_batch_size: 2"))  # many batches per partition
+    done = sh(["stance", "score", str(tmp_path / "in8.parquet"), "--out", str(tmp_path / "spark_out"), "--engine", "spark", "--master", "local[2]",
+               "--model", str(root / "models" / "transformer"), "--configs", str(set_arrow_batch), "--quiet"], root, env)
     rows = read_output(tmp_path / "spark_out")
-    assert summary["sentences"] == len(rows) and summary["articles"] == 24
-    loads = log.read_text().split()
-    assert len(loads) == len(set(loads)) >= 1  # one load per Python worker, never per batch or partition
+    assert {r["article_id"] for r in rows} == {a["id"] for a in articles}
+    loads = [line.rsplit(" ", 1)[-1] for line in (done.stdout + done.stderr).splitlines() if LOAD_NOTE in line]
+    # One load per Python worker: never per batch (dozens) or per partition (8).
+    assert 1 <= len(loads) < 8 and len(loads) == len(set(loads)), loads
     assert_same_answers(rows, predicted(root / "models" / "transformer", articles))
     assert (tmp_path / "spark_out" / "_SUCCESS").exists()
 

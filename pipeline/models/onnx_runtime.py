@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline import integrity
 from pipeline.labels import ACTORS, STANCES
-from pipeline.models import ENCODER_DIR, META_FILE, Probabilities, Sentences, context_texts, read_meta
+from pipeline.models import ENCODER_DIR, META_FILE, Probabilities, Sentences, context_texts, padded_batches, read_meta
 
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = f"{ENCODER_DIR}/tokenizer.json"
@@ -126,12 +126,13 @@ def _quantize(source: Path, target: Path) -> Path:
 class OnnxTransformerModel:
     """Predicts with `model.onnx` (see the module docstring); same interface as TransformerModel."""
 
-    def __init__(self, session: Any, tokenizer: Any, max_length: int, context: str, eval_batch_size: int | None) -> None:
+    def __init__(self, session: Any, tokenizer: Any, max_length: int, context: str, eval_batch_size: int | None, pad_multiple: int = 1) -> None:
         self.session = session
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.context = context
         self.eval_batch_size = eval_batch_size
+        self.pad_multiple = pad_multiple
         self._input_names = {i.name for i in session.get_inputs()}
 
     @classmethod
@@ -152,7 +153,7 @@ class OnnxTransformerModel:
         if num_threads:
             options.intra_op_num_threads = num_threads
         session = ort.InferenceSession(str(directory / ONNX_FILE), options, providers=["CPUExecutionProvider"])
-        return cls(session, tokenizer, meta["max_length"], meta["context"], meta.get("eval_batch_size"))
+        return cls(session, tokenizer, meta["max_length"], meta["context"], meta.get("eval_batch_size"), meta.get("pad_multiple", 1))
 
     def fit(self, train: Sentences, validation: Sentences) -> "OnnxTransformerModel":
         raise NotImplementedError("the ONNX form only predicts; train a TransformerModel")
@@ -173,11 +174,8 @@ class OnnxTransformerModel:
         else:
             encoded = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encoded])
-        # Length-sorted batches keep padding small; results go back in input order.
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            width = int(lengths[idx].max())
+        # Length-sorted batches of one padded width each; results go back in input order.
+        for idx, width in padded_batches(lengths, batch_size, self.pad_multiple):
             feed = {name: np.zeros((len(idx), width), dtype=np.int64) for name in INPUTS if name in self._input_names}
             for row, i in enumerate(idx):
                 size = lengths[i]

@@ -15,6 +15,7 @@ expanded by `select("pred.*")`.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +23,7 @@ from pipeline.scoring.records import INPUT_ID, INPUT_TEXT, INPUT_TITLE, NOT_CARR
 
 # The model of this Python worker, loaded on its first batch: {reference: predictor}.
 _WORKER_MODELS: dict[str, Any] = {}
+LOAD_NOTE = "stance: loaded the model"
 
 
 def load_predictor(reference: str, tracking_uri: str | None, configs: str | None) -> Any:
@@ -44,10 +46,8 @@ def load_predictor(reference: str, tracking_uri: str | None, configs: str | None
                                              runtime=settings.transformer_runtime, baseline_word_cache=settings.baseline_word_cache,
                                              calibrated=settings.calibrated)
     _WORKER_MODELS[reference] = predictor
-    if os.environ.get("STANCE_LOAD_LOG"):
-        # Tests count loads per worker process through this file (one line per load).
-        with open(os.environ["STANCE_LOAD_LOG"], "a", encoding="utf-8") as log:
-            log.write(f"{os.getpid()}\n")
+    # One line per load: how many workers loaded the model shows in the job's log.
+    print(f"{LOAD_NOTE} {reference} in process {os.getpid()}", file=sys.stderr, flush=True)
     return predictor
 
 

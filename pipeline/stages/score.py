@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,9 @@ def run(source: Path, output: Path, config_dir: Path, engine: str, model: str | 
     builder = (SparkSession.builder.master(master).appName(config.spark.app_name)
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.spark.arrow_batch_size)))
     if master.startswith("local"):
-        # Local workers run this interpreter (its environment has the pipeline); a cluster brings its own.
-        builder = builder.config("spark.pyspark.python", sys.executable)
+        # Local workers run this interpreter (its environment has the pipeline); a cluster
+        # brings its own. PySpark takes the workers' Python from PYSPARK_PYTHON, else `python3`.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = builder.getOrCreate()
     try:
         return score_spark(spark, str(source), str(output), reference, name, version, tracking_uri, str(config_dir))
