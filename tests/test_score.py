@@ -44,17 +44,21 @@ def read_output(path: Path) -> list[dict]:
     return sorted(rows, key=lambda r: (r["article_id"], r["sentence_index"]))
 
 
-def predicted(model_dir: Path, articles: list[dict]) -> list[dict]:
-    """What predict() gives for the same articles, keyed like the scorer's rows."""
+def shipped_predictor(model_dir: Path):
+    """A Predictor for `model_dir` with the shipped predict and segment settings."""
     from pipeline.config import PredictConfig, SegmentConfig, load_config
     from pipeline.predictor import Predictor
 
     from conftest import CONFIGS
 
     settings = load_config(CONFIGS / "predict.yaml", PredictConfig)
-    predictor = Predictor.from_model_dir(model_dir, load_config(CONFIGS / "segment.yaml", SegmentConfig), settings.batch_size,
-                                         runtime=settings.transformer_runtime, calibrated=settings.calibrated)
-    results = predictor.predict([{"text": a["text"], "title": a["title"]} for a in articles])
+    return Predictor.from_model_dir(model_dir, load_config(CONFIGS / "segment.yaml", SegmentConfig), settings.batch_size,
+                                    runtime=settings.transformer_runtime, calibrated=settings.calibrated)
+
+
+def predicted(model_dir: Path, articles: list[dict]) -> list[dict]:
+    """What predict() gives for the same articles, keyed like the scorer's rows."""
+    results = shipped_predictor(model_dir).predict([{"text": a["text"], "title": a["title"]} for a in articles])
     return sorted(({"article_id": articles[r.item]["id"], **r.to_dict()} for r in results), key=lambda r: (r["article_id"], r["sentence_index"]))
 
 
@@ -188,8 +192,9 @@ def test_every_path_gives_the_same_answers(spark, project, tmp_path):
     for engine in ("local", "spark"):
         sh(["stance", "score", str(source), "--out", str(tmp_path / engine), "--engine", engine, "--quiet"], root, env)
     local, on_spark = read_output(tmp_path / "local"), read_output(tmp_path / "spark")
-    champion = json.loads((root / "models" / "champion.json").read_text())
-    expected = predicted(root / "models" / champion["model"], articles)
+    # The registry's champion, not models/champion.json: the alias moves only when a model
+    # beats the one it holds, so after a weaker rerun (an earlier `dvc exp run`) they differ.
+    expected = predicted(registered_model_dir(env, "models:/stance@champion", tmp_path / "registry"), articles)
     assert_same_answers(local, expected)
     assert_same_answers(on_spark, expected)
     assert {r["model_version"] for r in local} == {f"stance:{_alias_version(env)}"}
@@ -205,6 +210,18 @@ def test_every_path_gives_the_same_answers(spark, project, tmp_path):
     assert_same_answers(served, expected)
 
 
+def registered_model_dir(env: dict, model_uri: str, dest: Path) -> Path:
+    """The saved model directory inside the pyfunc model at `model_uri`, downloaded to `dest`."""
+    import mlflow
+
+    from pipeline.predictor import META_FILE
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(dest)))
+    (meta,) = (local / "artifacts").rglob(META_FILE)
+    return meta.parent
+
+
 def _alias_version(env: dict) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -215,7 +232,7 @@ def _alias_version(env: dict) -> str:
 
 @pytest.mark.slow
 @spark_only
-def test_spark_udf_on_one_sentence_per_row(spark, project):
+def test_spark_udf_on_one_sentence_per_row(spark, project, tmp_path):
     """mlflow.pyfunc.spark_udf with split_sentences=False; the struct expanded by select("pred.*")."""
     import mlflow
 
@@ -229,11 +246,9 @@ def test_spark_udf_on_one_sentence_per_row(spark, project):
     udf = sentence_udf(spark, "models:/stance@champion", "actor string, stance string, stance_probability double")
     rows = frame.withColumn("pred", udf("text")).select("text", "pred.*").collect()
     assert [r["text"] for r in rows] == sentences  # one row per row: the first is not split
-    champion = json.loads((root / "models" / "champion.json").read_text())
-    expected = predicted(root / "models" / champion["model"], [{"id": str(k), "text": t, "title": None} for k, t in enumerate(sentences)])
-    from pipeline import predict
-
-    direct = predict(sentences, split_sentences=False, models_dir=root / "models")
+    champion_dir = registered_model_dir(env, "models:/stance@champion", tmp_path / "registry")
+    expected = predicted(champion_dir, [{"id": str(k), "text": t, "title": None} for k, t in enumerate(sentences)])
+    direct = shipped_predictor(champion_dir).predict(sentences, split_sentences=False)
     assert [(r["actor"], r["stance"]) for r in rows] == [(d.actor, d.stance) for d in direct]
     assert all(abs(r["stance_probability"] - d.stance_probability) <= 1e-6 for r, d in zip(rows, direct))
     assert len(expected) > len(sentences)  # predict() with splitting would have given more rows
