@@ -15,6 +15,7 @@ expanded by `select("pred.*")`.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -101,7 +102,8 @@ def score_spark(
     scored = frame.mapInPandas(score_partitions(reference, tracking_uri, configs, model, model_version, [n for n, _ in carried]),
                                spark_schema(carried))
     scored.write.mode("overwrite").parquet(output)
-    written = spark.read.parquet(output)
+    # Reading takes a glob: an output named like "out[1]" must not be read as a pattern.
+    written = spark.read.parquet(re.sub(r"([\[\]{}*?\\])", r"\\\1", output))
     return {"articles": frame.count(), "sentences": written.count()}
 
 
