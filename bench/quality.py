@@ -13,8 +13,10 @@ calibration (ECE, reliability, abstention curve) and the largest confusions with
 example sentences. Writes reports/benchmark.{md,json} and figures, and logs a run
 to MLflow.
 
-    python bench/quality.py            # the full benchmark (about 3 hours on 2 cores; finished runs are cached)
+    python bench/quality.py            # the full benchmark (about 6 hours on 2 cores with MPNet; finished runs are cached)
     python bench/quality.py --quick    # one seed, a few articles, 1 epoch: tests the code path
+    python bench/quality.py --only-cross-validation --cv-systems baseline transformer
+                                       # just the k-fold cross-validation of these systems
 """
 
 from __future__ import annotations
@@ -395,6 +397,10 @@ def main() -> None:
     parser.add_argument("--configs", default="configs")
     parser.add_argument("--reports", default="reports", help="writes benchmark.{md,json} here, figures and the run cache under benchmark/")
     parser.add_argument("--no-cache", action="store_true", help="retrain every system instead of reusing finished runs")
+    parser.add_argument("--only-cross-validation", action="store_true",
+                        help="run only the cross-validation; writes cross_validation.{md,json} (benchmark.* stay as they are)")
+    parser.add_argument("--cv-systems", nargs="+", metavar="SYSTEM",
+                        help="cross-validate these systems instead of benchmark.yaml's cross_validation.systems")
     args = parser.parse_args()
     configs, reports = Path(args.configs), Path(args.reports)
     figures = reports / "benchmark"
@@ -447,6 +453,42 @@ def main() -> None:
         spec, make = maker
         cache = cache_dir / run_key(spec, t_train, t_val, t_test) if cache_dir else None
         return run_system(make, t_train, t_val, t_test, cache)
+
+    def run_cross_validation() -> dict[str, Any]:
+        # The fixed test split never enters: folds are made of the development articles.
+        development = {k: train[k] + validation[k] for k in train}
+        names = args.cv_systems or cv_config.systems
+        known = {"baseline", "transformer", "train_on_all", *bench.encoders}
+        if set(names) - known:
+            raise ValueError(f"cross-validation systems: unknown {sorted(set(names) - known)}; choices: {sorted(known)}")
+        cv_makers = {
+            name: ((transformer(seeds[0], checkpoint="last"), True) if name == "train_on_all"
+                   else (baseline(seeds[0]), False) if name == "baseline"
+                   else (transformer(seeds[0], **bench.encoders.get(name, {})), False))
+            for name in names
+        }
+        return cross_validate(cv_config, development, cv_makers, fit)
+
+    def log_benchmark(title: str, params: dict[str, Any], metrics: dict[str, float], files: list[Path]) -> None:
+        _, _ = start_tracking(configs)
+        tags = {"model": "benchmark", **provenance_tags("benchmark", data_tags(Path(args.data)))}
+        with tracking.run(f"{title} {'quick ' if args.quick else ''}{dt.date.today().isoformat()}", tags) as run_id:
+            tracking.log_params({"seeds": list(seeds), "quick": args.quick, **params})
+            tracking.log_metrics(metrics)
+            tracking.add_to_run(run_id, {}, {}, {"benchmark": files})
+
+    def cv_metrics(cv: dict[str, Any]) -> dict[str, float]:
+        return {f"cv_{name}_{key}_mean": system[key]["mean"] for name, system in cv["systems"].items() for key in HEADLINE}
+
+    if args.only_cross_validation:
+        cv = public({"quick": args.quick, "date": dt.date.today().isoformat(), **run_cross_validation()})
+        heading = f"# Cross-validation{' (quick mode: tiny data, not a result)' if args.quick else ''}\n"
+        atomic.write_json(reports / "cross_validation.json", cv)
+        atomic.write_text(reports / "cross_validation.md", heading + render_cross_validation(cv))
+        log_benchmark("cross-validation", {"cv_systems": list(cv["systems"]), "folds": cv["folds"]}, cv_metrics(cv),
+                      [reports / "cross_validation.md", reports / "cross_validation.json"])
+        print(heading + render_cross_validation(cv))
+        return
 
     embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size, transformer_config.encoder_cache)
     plan: dict[str, tuple[str, list[Maker]]] = {
@@ -502,18 +544,7 @@ def main() -> None:
         for model, maker in (("baseline", baseline(seeds[0])), ("transformer", transformer(seeds[0]))):
             temporal["systems"][model] = fit(maker, t_train, t_val, t_test)["scores"]
 
-    # The fixed test split never enters: folds are made of the development articles.
-    development = {k: train[k] + validation[k] for k in train}
-    known = {"baseline", "transformer", "train_on_all", *bench.encoders}
-    if set(cv_config.systems) - known:
-        raise ValueError(f"benchmark.yaml cross_validation.systems: unknown {sorted(set(cv_config.systems) - known)}; choices: {sorted(known)}")
-    cv_makers = {
-        name: ((transformer(seeds[0], checkpoint="last"), True) if name == "train_on_all"
-               else (baseline(seeds[0]), False) if name == "baseline"
-               else (transformer(seeds[0], **bench.encoders.get(name, {})), False))
-        for name in cv_config.systems
-    }
-    cross_validation = cross_validate(cv_config, development, cv_makers, fit)
+    cross_validation = run_cross_validation()
 
     report_calibration: dict[str, Any] = {}
     reliability: dict[str, list[tuple[float, float]]] = {}
@@ -559,18 +590,12 @@ def main() -> None:
     atomic.write_json(reports / "benchmark.json", public(report))
     atomic.write_text(reports / "benchmark.md", render(public(report)))
 
-    _, _ = start_tracking(configs)
-    tags = {"model": "benchmark", **provenance_tags("benchmark", data_tags(Path(args.data)))}
-    with tracking.run(f"benchmark {'quick ' if args.quick else ''}{report['date']}", tags) as run_id:
-        tracking.log_params({"seeds": list(seeds), "quick": args.quick, "temporal_cutoff": cutoff})
-        tracking.log_metrics({
-            f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"]
-            for name, system in systems.items() for key in HEADLINE
-        })
-        tracking.log_metrics({
-            f"cv_{name}_{key}_mean": system[key]["mean"] for name, system in cross_validation["systems"].items() for key in HEADLINE
-        })
-        tracking.add_to_run(run_id, {}, {}, {"benchmark": [reports / "benchmark.md", reports / "benchmark.json", *sorted(figures.glob("*.png"))]})
+    log_benchmark(
+        "benchmark", {"temporal_cutoff": cutoff},
+        {**{f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"]
+            for name, system in systems.items() for key in HEADLINE}, **cv_metrics(cross_validation)},
+        [reports / "benchmark.md", reports / "benchmark.json", *sorted(figures.glob("*.png"))],
+    )
     print(render(public(report)))
 
 

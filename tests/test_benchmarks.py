@@ -36,6 +36,22 @@ def test_quality_benchmark_quick_mode(project, tmp_path):
     assert "cross-validation over the development articles" in (tmp_path / "benchmark.md").read_text()
 
 
+def test_quality_benchmark_runs_only_the_chosen_cross_validation(project, tmp_path):
+    root, env = project
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = [sys.executable, str(ROOT / "bench" / "quality.py"), "--quick", "--only-cross-validation", "--data", str(root / "data" / "prepared"),
+               "--configs", str(root / "configs"), "--reports", str(tmp_path), "--cv-systems"]
+    done = subprocess.run([*command, "baseline"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "benchmark.json").exists()
+    cv = json.loads((tmp_path / "cross_validation.json").read_text())
+    assert set(cv["systems"]) == {"baseline"} and cv["folds"] == 2 and cv["paired"] == {}
+    assert len(cv["systems"]["baseline"]["per_fold"]) == 2
+    assert "cross-validation over the development articles" in (tmp_path / "cross_validation.md").read_text()
+    wrong = subprocess.run([*command, "baseline", "bert"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert wrong.returncode != 0 and "unknown ['bert']" in wrong.stderr and "choices" in wrong.stderr
+
+
 def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     import shutil
 
