@@ -428,6 +428,12 @@ def main() -> None:
         dates = sorted(set(d for data in splits.values() for d in data["date"]))
         cutoff = dates[len(dates) // 2]  # the fixed cutoff may leave a tiny pool one-sided
     train, validation, test = splits["train"], splits["validation"], splits["test"]
+    # Checked before any training: a misspelt system must not surface after hours of it.
+    cv_names = args.cv_systems or cv_config.systems
+    known = {"baseline", "transformer", "train_on_all", *bench.encoders}
+    if set(cv_names) - known:
+        source = "--cv-systems" if args.cv_systems else "benchmark.yaml cross_validation.systems"
+        raise ValueError(f"{source}: unknown {sorted(set(cv_names) - known)}; choices: {sorted(known)}")
     # An idea may run on fewer seeds (`seeds: N` among its overrides: the first N).
     ideas = {name: dict(overrides) for name, overrides in ideas.items()}
     idea_seeds = {name: overrides.pop("seeds") for name, overrides in ideas.items() if "seeds" in overrides}
@@ -457,15 +463,11 @@ def main() -> None:
     def run_cross_validation() -> dict[str, Any]:
         # The fixed test split never enters: folds are made of the development articles.
         development = {k: train[k] + validation[k] for k in train}
-        names = args.cv_systems or cv_config.systems
-        known = {"baseline", "transformer", "train_on_all", *bench.encoders}
-        if set(names) - known:
-            raise ValueError(f"cross-validation systems: unknown {sorted(set(names) - known)}; choices: {sorted(known)}")
         cv_makers = {
             name: ((transformer(seeds[0], checkpoint="last"), True) if name == "train_on_all"
                    else (baseline(seeds[0]), False) if name == "baseline"
                    else (transformer(seeds[0], **bench.encoders.get(name, {})), False))
-            for name in names
+            for name in cv_names
         }
         return cross_validate(cv_config, development, cv_makers, fit)
 
@@ -482,12 +484,12 @@ def main() -> None:
 
     if args.only_cross_validation:
         cv = public({"quick": args.quick, "date": dt.date.today().isoformat(), **run_cross_validation()})
-        heading = f"# Cross-validation{' (quick mode: tiny data, not a result)' if args.quick else ''}\n"
+        text = f"# Cross-validation{' (quick mode: tiny data, not a result)' if args.quick else ''}\n" + render_cross_validation(cv)
         atomic.write_json(reports / "cross_validation.json", cv)
-        atomic.write_text(reports / "cross_validation.md", heading + render_cross_validation(cv))
+        atomic.write_text(reports / "cross_validation.md", text)
         log_benchmark("cross-validation", {"cv_systems": list(cv["systems"]), "folds": cv["folds"]}, cv_metrics(cv),
                       [reports / "cross_validation.md", reports / "cross_validation.json"])
-        print(heading + render_cross_validation(cv))
+        print(text)
         return
 
     embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size, transformer_config.encoder_cache)
