@@ -17,6 +17,8 @@ to MLflow.
     python bench/quality.py --quick    # one seed, a few articles, 1 epoch: tests the code path
     python bench/quality.py --only-cross-validation --cv-systems baseline transformer
                                        # just the k-fold cross-validation of these systems
+    python bench/quality.py --only-systems transformer+fp32
+                                       # just these rows of the seed table (and the rows an idea is judged against)
 """
 
 from __future__ import annotations
@@ -176,18 +178,26 @@ def average(a: Probabilities, b: Probabilities) -> Probabilities:
     return Probabilities((a.actor + b.actor) / 2.0, (a.stance + b.stance) / 2.0)
 
 
-def mark_kept(systems: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]], against: dict[str, str]) -> None:
+def mark_kept(systems: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]], against: dict[str, str], confidence: float) -> None:
     """An idea is kept when its validation stance macro-F1 beats its reference's,
     both averaged over the same seeds. The reference is the plain transformer, or
-    for an idea that builds on another (`against`), that idea's system."""
+    for an idea that builds on another (`against`), that idea's system. The per-seed
+    differences (each seed trains both on the same data and order) get a t interval,
+    which says whether a gap is more than seed noise."""
     for name, system in systems.items():
         if system["kind"] == "idea":
             base = against.get(name, "transformer")
-            plain = [r["validation"]["validation_stance_macro_f1"] for r in runs[base]]
-            reference = float(np.mean(plain[: len(runs[name])]))
+            plain = [r["validation"]["validation_stance_macro_f1"] for r in runs[base]][: len(runs[name])]
+            reference = float(np.mean(plain))
             system["validation_reference"] = reference
             system["compared_with"] = base
             system["kept"] = "yes" if system["validation_stance_macro_f1"] > reference else "no"
+            differences = [r["validation"]["validation_stance_macro_f1"] - p for r, p in zip(runs[name], plain)]
+            system["validation_differences"] = differences
+            if len(differences) > 1:
+                system["validation_difference"] = fold_interval(differences, confidence)
+            else:
+                system["validation_difference"] = {"difference": differences[0]}
 
 
 def confusions(test: dict, pred: list[str], field: str, examples: int, top: int = 5) -> list[dict[str, Any]]:
@@ -314,11 +324,10 @@ def render_cross_validation(cv: dict[str, Any]) -> str:
     return "".join(lines)
 
 
-def render(report: dict[str, Any]) -> str:
-    """reports/benchmark.md"""
+def render_systems(report: dict[str, Any]) -> str:
+    """The seed table: every system's test scores over seeds, and whether each idea is kept."""
     s = report["systems"]
     lines = [
-        f"# Quality benchmark{' (quick mode: tiny data, not a result)' if report['quick'] else ''}\n\n",
         f"Test split: {report['test_sentences']} sentences from {report['test_articles']} articles, never used for a choice. "
         "Mean ± standard deviation over seeds; an idea is kept only if its mean validation stance macro-F1 beats the plain "
         "transformer's (or that of the idea it builds on, named in the kept column) over the same seeds. Peak MB is the benchmark process's resident memory while the system trained (it includes what "
@@ -333,6 +342,25 @@ def render(report: dict[str, Any]) -> str:
         ),
         "\nStance F1 per class (mean over seeds):\n\n",
         markdown_table(["system", *STANCES], [[n, *(r["per_class_f1"]["stance"][c] for c in STANCES)] for n, r in s.items()]),
+    ]
+    paired = {n: r for n, r in s.items() if "validation_differences" in r}
+    if paired:
+        lines.append("\nIdeas against their reference, paired by seed (validation stance macro-F1, idea minus reference):\n\n")
+        lines.append(markdown_table(
+            ["idea", "reference", "per seed", "mean", "t interval over seeds"],
+            [[n, r["compared_with"], " ".join(f"{d:+.3f}" for d in r["validation_differences"]), f"{r['validation_difference']['difference']:+.3f}",
+              f"[{r['validation_difference']['low']:+.3f}, {r['validation_difference']['high']:+.3f}]" if len(r["validation_differences"]) > 1 else "one seed"]
+             for n, r in paired.items()],
+        ))
+    return "".join(lines)
+
+
+def render(report: dict[str, Any]) -> str:
+    """reports/benchmark.md"""
+    s = report["systems"]
+    lines = [
+        f"# Quality benchmark{' (quick mode: tiny data, not a result)' if report['quick'] else ''}\n\n",
+        render_systems(report),
         "\n## Learning curve (stance macro-F1 on the test split)\n\n![learning curve](benchmark/learning_curve.png)\n\n",
         markdown_table(
             ["share of training articles", *report["learning_curve"]],
@@ -401,6 +429,8 @@ def main() -> None:
                         help="run only the cross-validation; writes cross_validation.{md,json} (benchmark.* stay as they are)")
     parser.add_argument("--cv-systems", nargs="+", metavar="SYSTEM",
                         help="cross-validate these systems instead of benchmark.yaml's cross_validation.systems")
+    parser.add_argument("--only-systems", nargs="+", metavar="SYSTEM",
+                        help="train and score only these systems of the seed table (plus each idea's reference); writes systems.{md,json}")
     args = parser.parse_args()
     configs, reports = Path(args.configs), Path(args.reports)
     figures = reports / "benchmark"
@@ -479,6 +509,10 @@ def main() -> None:
             tracking.log_metrics(metrics)
             tracking.add_to_run(run_id, {}, {}, {"benchmark": files})
 
+    def system_metrics(systems: dict[str, dict[str, Any]]) -> dict[str, float]:
+        # MLflow metric names allow neither "+" nor spaces.
+        return {f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"] for name, system in systems.items() for key in HEADLINE}
+
     def cv_metrics(cv: dict[str, Any]) -> dict[str, float]:
         return {f"cv_{name}_{key}_mean": system[key]["mean"] for name, system in cv["systems"].items() for key in HEADLINE}
 
@@ -503,12 +537,32 @@ def main() -> None:
         **{f"transformer+{name}": ("idea", [transformer(s, **overrides) for s in seeds[: idea_seeds.get(name, len(seeds))]])
            for name, overrides in ideas.items()},
     }
+    if args.only_systems:
+        unknown_systems = sorted(set(args.only_systems) - set(plan))
+        if unknown_systems:
+            raise ValueError(f"--only-systems: unknown {unknown_systems}; choices: {sorted(plan)}")
+        # An idea is judged against its reference, so the reference runs too.
+        chosen = set(args.only_systems) | {against.get(n, "transformer") for n in args.only_systems if plan[n][0] == "idea"}
+        plan = {name: entry for name, entry in plan.items() if name in chosen}
     runs: dict[str, list[dict[str, Any]]] = {}
     systems: dict[str, dict[str, Any]] = {}
     for name, (kind, makers) in plan.items():
         print(f"[benchmark] {name}: {len(makers)} run(s)", file=sys.stderr, flush=True)
         runs[name] = [fit(maker, train, validation, test) for maker in makers]
         systems[name] = {"kind": kind, **summarise(runs[name])}
+
+    if args.only_systems:
+        mark_kept(systems, runs, against, cv_config.confidence)
+        table = {"quick": args.quick, "date": dt.date.today().isoformat(), "seeds": list(seeds), "test_sentences": len(test["text"]),
+                 "test_articles": len(set(test["article_id"])), "systems": systems, "runs": {name: [public(r) for r in rs] for name, rs in runs.items()}}
+        text = f"# Quality benchmark, chosen systems{' (quick mode: tiny data, not a result)' if args.quick else ''}\n\n" + render_systems(public(table))
+        atomic.write_json(reports / "systems.json", public(table))
+        atomic.write_text(reports / "systems.md", text)
+        log_benchmark("systems", {"systems": list(systems)},
+                      system_metrics(systems),
+                      [reports / "systems.md", reports / "systems.json"])
+        print(text)
+        return
 
     # The average of baseline and transformer probabilities, seed by seed.
     ensemble = []
@@ -519,7 +573,7 @@ def main() -> None:
                          "_test_proba": test_proba})
     runs["baseline+transformer average"] = ensemble
     systems["baseline+transformer average"] = {"kind": "idea", **summarise(ensemble)}
-    mark_kept(systems, runs, against)
+    mark_kept(systems, runs, against, cv_config.confidence)
 
     print("[benchmark] learning curve", file=sys.stderr, flush=True)
     curve: dict[str, list[tuple[float, float]]] = {"baseline": [], "transformer": []}
@@ -594,8 +648,7 @@ def main() -> None:
 
     log_benchmark(
         "benchmark", {"temporal_cutoff": cutoff},
-        {**{f"{name.replace('+', '_plus_').replace(' ', '_')}_{key}_mean": system[key]["mean"]
-            for name, system in systems.items() for key in HEADLINE}, **cv_metrics(cross_validation)},
+        {**system_metrics(systems), **cv_metrics(cross_validation)},
         [reports / "benchmark.md", reports / "benchmark.json", *sorted(figures.glob("*.png"))],
     )
     print(render(public(report)))

@@ -52,6 +52,27 @@ def test_quality_benchmark_runs_only_the_chosen_cross_validation(project, tmp_pa
     assert wrong.returncode != 0 and "unknown ['bert']" in wrong.stderr and "choices" in wrong.stderr
 
 
+def test_quality_benchmark_runs_only_the_chosen_systems(project, tmp_path):
+    root, env = project
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = [sys.executable, str(ROOT / "bench" / "quality.py"), "--quick", "--data", str(root / "data" / "prepared"),
+               "--configs", str(root / "configs"), "--reports", str(tmp_path), "--only-systems"]
+    wrong = subprocess.run([*command, "baseline", "transformer+bert"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert wrong.returncode != 0 and "--only-systems: unknown ['transformer+bert']" in wrong.stderr and "transformer+fp32" in wrong.stderr
+    assert not (tmp_path / "systems.json").exists()
+    done = subprocess.run([*command, "transformer+fp32"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "benchmark.json").exists()
+    table = json.loads((tmp_path / "systems.json").read_text())
+    # The idea's reference trains too, so that the idea can be judged.
+    assert set(table["systems"]) == {"transformer", "transformer+fp32"}
+    idea, plain = table["systems"]["transformer+fp32"], table["systems"]["transformer"]
+    assert idea["kept"] in {"yes", "no"} and idea["compared_with"] == "transformer"
+    assert idea["validation_differences"] == [idea["validation_stance_macro_f1"] - plain["validation_stance_macro_f1"]]
+    assert (idea["kept"] == "yes") == (idea["validation_differences"][0] > 0)
+    assert "paired by seed" in (tmp_path / "systems.md").read_text()
+
+
 def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     import shutil
 
