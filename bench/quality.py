@@ -516,14 +516,20 @@ def main() -> None:
     def cv_metrics(cv: dict[str, Any]) -> dict[str, float]:
         return {f"cv_{name}_{key}_mean": system[key]["mean"] for name, system in cv["systems"].items() for key in HEADLINE}
 
-    if args.only_cross_validation:
-        cv = public({"quick": args.quick, "date": dt.date.today().isoformat(), **run_cross_validation()})
-        text = f"# Cross-validation{' (quick mode: tiny data, not a result)' if args.quick else ''}\n" + render_cross_validation(cv)
-        atomic.write_json(reports / "cross_validation.json", cv)
-        atomic.write_text(reports / "cross_validation.md", text)
-        log_benchmark("cross-validation", {"cv_systems": list(cv["systems"]), "folds": cv["folds"]}, cv_metrics(cv),
-                      [reports / "cross_validation.md", reports / "cross_validation.json"])
+    def publish_part(stem: str, title: str, payload: dict[str, Any], render_part: Callable[[dict[str, Any]], str],
+                     params: dict[str, Any], metrics: dict[str, float]) -> None:
+        # One part of the benchmark run alone: its own report files, MLflow run and printout.
+        payload = public({"quick": args.quick, "date": dt.date.today().isoformat(), **payload})
+        text = f"# {title}{' (quick mode: tiny data, not a result)' if args.quick else ''}\n\n" + render_part(payload).lstrip("\n")
+        atomic.write_json(reports / f"{stem}.json", payload)
+        atomic.write_text(reports / f"{stem}.md", text)
+        log_benchmark(stem.replace("_", "-"), params, metrics, [reports / f"{stem}.md", reports / f"{stem}.json"])
         print(text)
+
+    if args.only_cross_validation:
+        cv = run_cross_validation()
+        publish_part("cross_validation", "Cross-validation", cv, render_cross_validation,
+                     {"cv_systems": list(cv["systems"]), "folds": cv["folds"]}, cv_metrics(cv))
         return
 
     embedding = EmbeddingModel(transformer_config.pretrained, bench.embedding.c_grid, seeds[0], bench.embedding.max_length, bench.embedding.batch_size, transformer_config.encoder_cache)
@@ -541,8 +547,14 @@ def main() -> None:
         unknown_systems = sorted(set(args.only_systems) - set(plan))
         if unknown_systems:
             raise ValueError(f"--only-systems: unknown {unknown_systems}; choices: {sorted(plan)}")
-        # An idea is judged against its reference, so the reference runs too.
-        chosen = set(args.only_systems) | {against.get(n, "transformer") for n in args.only_systems if plan[n][0] == "idea"}
+        # An idea is judged against its reference, so the reference runs too, and so on
+        # down a chain of ideas that build on one another.
+        chosen, todo = set(), list(args.only_systems)
+        while todo:
+            name = todo.pop()
+            if name not in chosen:
+                chosen.add(name)
+                todo += [against.get(name, "transformer")] if plan[name][0] == "idea" else []
         plan = {name: entry for name, entry in plan.items() if name in chosen}
     runs: dict[str, list[dict[str, Any]]] = {}
     systems: dict[str, dict[str, Any]] = {}
@@ -553,15 +565,9 @@ def main() -> None:
 
     if args.only_systems:
         mark_kept(systems, runs, against, cv_config.confidence)
-        table = {"quick": args.quick, "date": dt.date.today().isoformat(), "seeds": list(seeds), "test_sentences": len(test["text"]),
-                 "test_articles": len(set(test["article_id"])), "systems": systems, "runs": {name: [public(r) for r in rs] for name, rs in runs.items()}}
-        text = f"# Quality benchmark, chosen systems{' (quick mode: tiny data, not a result)' if args.quick else ''}\n\n" + render_systems(public(table))
-        atomic.write_json(reports / "systems.json", public(table))
-        atomic.write_text(reports / "systems.md", text)
-        log_benchmark("systems", {"systems": list(systems)},
-                      system_metrics(systems),
-                      [reports / "systems.md", reports / "systems.json"])
-        print(text)
+        table = {"seeds": list(seeds), "test_sentences": len(test["text"]), "test_articles": len(set(test["article_id"])),
+                 "systems": systems, "runs": runs}
+        publish_part("systems", "Quality benchmark, chosen systems", table, render_systems, {"systems": list(systems)}, system_metrics(systems))
         return
 
     # The average of baseline and transformer probabilities, seed by seed.
