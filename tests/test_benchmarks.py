@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -125,11 +127,16 @@ def test_an_idea_is_kept_only_when_it_beats_its_reference_on_validation():
     }
     systems = {name: {"kind": "idea", "validation_stance_macro_f1": sum(r["validation"]["validation_stance_macro_f1"] for r in rs) / len(rs)}
                for name, rs in all_runs.items() if name != "transformer"}
-    quality.mark_kept(systems, all_runs, {"transformer+both": "transformer+longer"})
+    quality.mark_kept(systems, all_runs, {"transformer+both": "transformer+longer"}, confidence=0.95)
     assert systems["transformer+longer"]["kept"] == "yes"
     assert systems["transformer+one_seed"]["kept"] == "yes" and systems["transformer+one_seed"]["validation_reference"] == 0.50
     assert systems["transformer+both"]["kept"] == "no" and systems["transformer+both"]["compared_with"] == "transformer+longer"
     assert quality.kept_cell(systems["transformer+both"]) == "no (vs transformer+longer 0.560)"
+    # Paired by seed: each seed's idea against the same seed's reference.
+    assert systems["transformer+longer"]["validation_differences"] == pytest.approx([0.06, 0.04, 0.02])
+    interval = systems["transformer+longer"]["validation_difference"]
+    assert interval["difference"] == pytest.approx(0.04) and interval["low"] < 0.04 < interval["high"]
+    assert systems["transformer+one_seed"]["validation_difference"] == {"difference": pytest.approx(0.01)}
 
 
 def test_title_ablation_runs_and_a_titleless_model_ignores_titles(project, tmp_path):
