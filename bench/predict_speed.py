@@ -11,20 +11,24 @@ to it alone. Systems:
   transformer_onnx             the same served path on model.onnx (ONNX Runtime, fused fp32)
   transformer_onnx_int8        the same on an int8 export (dynamic quantization of the
                                feed-forward layers), to show what int8 gains and costs
+  transformer_fp32             the same served path in plain PyTorch fp32 (length-sorted
+                               batches): its "x ref" is what batching alone gains, and every
+                               served form's "x fp32" is what its arithmetic gains over it
   transformer_fp32_reference   the same weights as plain PyTorch fp32, batches of
                                `reference_batch_size` in input order
 All processes load first; then `repeats` rounds each time one pass of every system
 at every batch size, one system at a time. A throughput is the system's fastest
 pass; its speed-up ("x ref") is the median over rounds of its ratio to the
 reference's pass in the same round, so a machine that slows down for a while
-slows both sides of a ratio. The baseline's per-word feature cache is emptied
+slows both sides of a ratio; "x fp32" is the same median against transformer_fp32's
+best batch size. The baseline's per-word feature cache is emptied
 before every timed pass. Each served system also predicts `articles` whole corpus articles through
 predict(), sentence segmentation included (`article_sentences_per_s`). Writes
 reports/predict_speed.json and prints a table.
 
 `--extra-encoder LABEL=DIR` also times another saved transformer (say MiniLM beside the
-default MPNet) as LABEL/transformer and LABEL/transformer_fp32_reference, each compared
-with its own fp32 reference.
+default MPNet) as LABEL/transformer, LABEL/transformer_fp32 and LABEL/transformer_fp32_reference,
+each compared with its own encoder's fp32 forms.
 
     python bench/predict_speed.py [--models models] [--data data/prepared] [--corpus data/corpus] [--out reports/predict_speed.json]
     python bench/predict_speed.py --extra-encoder minilm=models/transformer_minilm
@@ -46,9 +50,12 @@ import numpy as np
 
 MARKER = "@@bench "
 REFERENCE = "transformer_fp32_reference"
-SYSTEMS = ("baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference")
+SERVED_FP32 = "transformer_fp32"
+SYSTEMS = ("baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", SERVED_FP32, REFERENCE)
 # The served path with a runtime other than the configured one.
-FIXED_RUNTIMES = {"transformer_bf16": "torch_bf16", "transformer_onnx": "onnx", "transformer_onnx_int8": "onnx"}
+FIXED_RUNTIMES = {"transformer_bf16": "torch_bf16", "transformer_onnx": "onnx", "transformer_onnx_int8": "onnx", SERVED_FP32: "torch"}
+# Each ratio of a result (key) and the system of the same encoder it is taken against.
+RATIOS = {"speedup_vs_reference": REFERENCE, "speedup_vs_served_fp32": SERVED_FP32}
 
 
 def _peak_rss_mb() -> float:
@@ -225,13 +232,13 @@ def group_of(key: str) -> str:
     return key.split("/", 1)[0] if "/" in key else ""
 
 
-def reference_key(key: str) -> str:
-    """The fp32 reference that `key` is compared with: its own encoder's."""
+def reference_key(key: str, reference: str = REFERENCE) -> str:
+    """The system `reference` of `key`'s own encoder, which `key` is compared with."""
     group = group_of(key)
-    return f"{group}/{REFERENCE}" if group else REFERENCE
+    return f"{group}/{reference}" if group else reference
 
 
-def measure(jobs: dict[str, list[str]], repeats: int, reference_batch: int, logs: Path) -> dict[str, dict[str, Any]]:
+def measure(jobs: dict[str, list[str]], repeats: int, logs: Path) -> dict[str, dict[str, Any]]:
     """Load every system (one after another), time `repeats` rounds of passes, then finish each.
 
     In each round every system predicts the same sentences once at each of its batch
@@ -267,15 +274,16 @@ def measure(jobs: dict[str, list[str]], repeats: int, reference_batch: int, logs
             w.process.wait()
     for system, result in results.items():
         ref = reference_key(system)
-        if ref not in results:
-            continue
         # Only the reference's own weights in other forms are compared prediction by prediction.
-        if system.split("/")[-1].startswith("transformer"):
+        if ref in results and system.split("/")[-1].startswith("transformer"):
             pairs = zip(result["test_predictions"], results[ref]["test_predictions"])
             result["test_changed_vs_reference"] = float(np.mean([a != b for a, b in pairs]))
-        ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], passes[ref][reference_batch])]
-        result["speedup_vs_reference"] = float(np.median(ratios))
-        result["speedup_vs_reference_by_round"] = ratios
+        for field, reference in RATIOS.items():
+            ref = reference_key(system, reference)
+            if ref in results and system != ref:
+                ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], passes[ref][results[ref]["best_batch_size"]])]
+                result[field] = float(np.median(ratios))
+                result[f"{field}_by_round"] = ratios
     for result in results.values():
         result.pop("test_predictions", None)
     return results
@@ -283,14 +291,14 @@ def measure(jobs: dict[str, list[str]], repeats: int, reference_batch: int, logs
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     """A plain-text table of the results. "x ref" is the median per-round speed-up over
-    the fp32 reference; "changed" the share of test sentences whose actor or stance
+    the fp32 reference, "x fp32" over the served path in fp32; "changed" the share of test sentences whose actor or stance
     differs from the reference's."""
-    lines = [f"{'system':<34} {'sent/s':>9} {'x ref':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} "
+    lines = [f"{'system':<34} {'sent/s':>9} {'x ref':>6} {'x fp32':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} "
              f"{'stance F1':>9} {'changed':>8} {'articles sent/s':>15}"]
     nan = float("nan")
     for name, r in results.items():
         lines.append(
-            f"{name:<34} {r['sentences_per_s']:>9.1f} {r.get('speedup_vs_reference', nan):>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
+            f"{name:<34} {r['sentences_per_s']:>9.1f} {r.get('speedup_vs_reference', nan):>6.2f} {r.get('speedup_vs_served_fp32', nan):>6.2f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} "
             f"{r['load_s']:>7.2f} {r['peak_rss_mb']:>8.0f} {r['test_stance_macro_f1']:>9.4f} "
             f"{100 * r.get('test_changed_vs_reference', nan):>7.1f}% {r.get('article_sentences_per_s', nan):>15.1f}"
         )
@@ -307,7 +315,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--extra-encoder", action="append", default=[], metavar="LABEL=DIR",
                         help="also time the transformer saved in DIR (another encoder), as LABEL/SYSTEM for each of --extra-systems")
-    parser.add_argument("--extra-systems", nargs="*", default=["transformer", REFERENCE], choices=[s for s in SYSTEMS if s != "baseline"])
+    parser.add_argument("--extra-systems", nargs="*", default=["transformer", SERVED_FP32, REFERENCE], choices=[s for s in SYSTEMS if s != "baseline"])
     parser.add_argument("--worker", nargs=3, metavar=("SYSTEM", "TRANSFORMER_DIR", "INT8_EXPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     paths = [Path(args.models), Path(args.data), Path(args.configs), Path(args.corpus)]
@@ -337,7 +345,7 @@ def main() -> None:
                 subprocess.run([sys.executable, "-c", code, str(int8_export), opset], check=True, capture_output=True)
             for system in systems:
                 jobs[f"{label}/{system}" if label else system] = [system, str(directory), str(int8_export), *common]
-        results = measure(jobs, bench.repeats, bench.reference_batch_size, Path(tmp))
+        results = measure(jobs, bench.repeats, Path(tmp))
     from pipeline.atomic import write_json
 
     write_json(args.out, results)

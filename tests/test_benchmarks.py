@@ -95,11 +95,16 @@ def test_predict_speed_benchmark_runs_on_tiny_settings(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32_reference",
-                            "small/transformer", "small/transformer_fp32_reference"}
+    assert set(results) == {"baseline", "transformer", "transformer_bf16", "transformer_onnx", "transformer_onnx_int8", "transformer_fp32",
+                            "transformer_fp32_reference", "small/transformer", "small/transformer_fp32", "small/transformer_fp32_reference"}
     # Each encoder is compared with its own reference; the same weights give the same predictions.
     assert results["small/transformer"]["test_changed_vs_reference"] == results["transformer"]["test_changed_vs_reference"]
     assert "speedup_vs_reference" in results["small/transformer"]
+    # Every served form is also read against the served path in fp32, of its own encoder.
+    assert results["small/transformer"]["speedup_vs_served_fp32"] > 0
+    assert len(results["transformer_bf16"]["speedup_vs_served_fp32_by_round"]) == 1
+    assert "speedup_vs_served_fp32" not in results["transformer_fp32"]
+    assert results["transformer_fp32"]["runtime"] == "TransformerModel fp32"
     assert results["transformer_onnx"]["runtime"] == "OnnxTransformerModel"
     assert results["transformer_bf16"]["runtime"] == "TransformerModel bf16"
     assert results["transformer_fp32_reference"]["runtime"] == "TransformerModel fp32"
