@@ -19,10 +19,10 @@ from pipeline.segment import clean_text, split_sentences
 
 # How the transformer runs (configs/predict.yaml `transformer_runtime`):
 #   torch_int8  PyTorch with int8 matrix products, a scale per token (models/int8.py):
-#               ~3.2-3.4x fp32 on a CPU with int8 dot products (VNNI / AMX), 1.3% of
-#               test predictions change
-#   torch_bf16  PyTorch with bfloat16 weights: ~2.7x fp32 on a CPU with native bf16
-#               (AVX512-BF16 / AMX), test predictions within 0.2% of fp32
+#               MPNet 4.6x the fp32 served path on a CPU with int8 dot products (VNNI /
+#               AMX), 2.4% of test labels change (docs/results.md, machine A')
+#   torch_bf16  PyTorch with bfloat16 weights: MPNet 3.6x the fp32 served path on a CPU
+#               with native bf16 (AVX512-BF16 / AMX), no test label changes
 #   onnx        model.onnx on ONNX Runtime: fused graph, ~2x, never imports torch
 #   torch       PyTorch fp32 (the only one that uses CUDA)
 #   auto        CUDA -> torch; else the first of torch_int8, torch_bf16, onnx that
