@@ -5,19 +5,26 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from pipeline.labels import FIELDS
+
+# scikit-learn is imported inside the functions that use it: the served transformer imports
+# this module (through calibration) and needs none of it, and sklearn's import is a large
+# share of the served model's load time.
 
 
 def macro_f1(y_true: Sequence[str], y_pred: Sequence[str], field: str) -> float:
     """Macro-F1 over every label of `field` that occurs in gold or prediction."""
+    from sklearn.metrics import f1_score
+
     present = [label for label in FIELDS[field] if label in set(y_true) | set(y_pred)]
     return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
 
 
 def per_class(y_true: Sequence[str], y_pred: Sequence[str], field: str) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support for each label of `field`."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     labels = list(FIELDS[field])
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
@@ -28,6 +35,8 @@ def per_class(y_true: Sequence[str], y_pred: Sequence[str], field: str) -> dict[
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], field: str) -> np.ndarray:
     """Confusion matrix of `field`, rows gold, columns predicted, in schema order."""
+    from sklearn.metrics import confusion_matrix
+
     return confusion_matrix(y_true, y_pred, labels=list(FIELDS[field]))
 
 
@@ -104,6 +113,8 @@ def fold_interval(differences: Sequence[float], confidence: float) -> dict[str, 
 
 def agreement(labels_a: Sequence[str], labels_b: Sequence[str], field: str) -> dict[str, float]:
     """Cohen's kappa, macro-F1 (one pass scored against the other) and raw agreement."""
+    from sklearn.metrics import cohen_kappa_score
+
     a, b = np.asarray(labels_a), np.asarray(labels_b)
     return {
         "kappa": float(cohen_kappa_score(a, b, labels=list(FIELDS[field]))),
