@@ -291,8 +291,8 @@ def measure(jobs: dict[str, list[str]], repeats: int, logs: Path) -> dict[str, d
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     """A plain-text table of the results. "x ref" is the median per-round speed-up over
-    the fp32 reference, "x fp32" over the served path in fp32; "changed" the share of test sentences whose actor or stance
-    differs from the reference's."""
+    the fp32 reference, "x fp32" over the served path in fp32; "changed" the share of
+    test sentences whose actor or stance differs from the reference's."""
     lines = [f"{'system':<34} {'sent/s':>9} {'x ref':>6} {'x fp32':>6} {'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'peak MB':>8} "
              f"{'stance F1':>9} {'changed':>8} {'articles sent/s':>15}"]
     nan = float("nan")
