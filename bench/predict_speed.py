@@ -279,9 +279,9 @@ def measure(jobs: dict[str, list[str]], repeats: int, logs: Path) -> dict[str, d
             pairs = zip(result["test_predictions"], results[ref]["test_predictions"])
             result["test_changed_vs_reference"] = float(np.mean([a != b for a, b in pairs]))
         for field, reference in RATIOS.items():
-            ref = reference_key(system, reference)
-            if ref in results and system != ref:
-                ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], passes[ref][results[ref]["best_batch_size"]])]
+            against = reference_key(system, reference)
+            if against in results and system != against:
+                ratios = [a / b for a, b in zip(passes[system][result["best_batch_size"]], passes[against][results[against]["best_batch_size"]])]
                 result[field] = float(np.median(ratios))
                 result[f"{field}_by_round"] = ratios
     for result in results.values():

@@ -156,10 +156,11 @@ def test_the_served_transformer_path_imports_no_scikit_learn():
     """sklearn and scipy are a large share of the served transformer's load time, and it needs neither."""
     import subprocess
     import sys
-    from pathlib import Path
+
+    from conftest import ROOT
 
     code = ("import sys, pipeline, pipeline.predictor, pipeline.models.transformer, pipeline.models.int8, pipeline.models.onnx_runtime; "
             "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
